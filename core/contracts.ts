@@ -1,0 +1,199 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+
+/**
+ * Contracts between the core and plugins, and between plugins. The core defines them and knows
+ * nothing of what flows through them; plugins implement and consume them through DI tokens.
+ */
+
+/** One JSON message exchanged with a server or a client. */
+export type JsonObject = { [key: string]: unknown };
+
+export interface AuthConfig {
+  type: string;
+  flow?: string;
+  [field: string]: unknown;
+}
+
+/** One entry of `mcpServers` as written in metadata.json or a config file. */
+export interface ServerEntry {
+  command?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  auth?: AuthConfig;
+  /** "shared" (default): one process for all clients; "session": one per client session */
+  isolation?: 'shared' | 'session';
+  [field: string]: unknown;
+}
+
+/** A server as the gateway serves it: its entry, where it came from, and who handles it. */
+export interface ServerDefinition {
+  readonly name: string;
+  readonly entry: ServerEntry;
+  /** the file the entry was read from */
+  readonly source: string;
+  /** the folder the server runs in (the package's folder) */
+  readonly dir: string;
+  /** transport kind that claimed it (set by the kernel at start) */
+  transport: string;
+  /** `${type}/${flow}` of the auth strategy that claimed it, if it has an auth block */
+  auth?: string;
+}
+
+export interface ServerCatalog {
+  list(): readonly ServerDefinition[];
+  get(name: string): ServerDefinition | undefined;
+}
+
+/** Who a request acts for. Requests with the same key share a server process. */
+export interface Identity {
+  /** a stable, non-secret key (for example a hash of the token); "shared" for anonymous callers */
+  readonly key: string;
+  /** environment handed to the server process that serves this identity */
+  readonly env: Readonly<Record<string, string>>;
+  /** a display name for logs and tools, never a secret */
+  readonly subject?: string;
+}
+
+export const ANONYMOUS: Identity = Object.freeze({ key: 'shared', env: Object.freeze({}) });
+
+/** What the kernel hands to request hooks and route handlers. */
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly method: string;
+  /** the path without its query string, as received */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly params: Readonly<Record<string, string>>;
+  /** the raw body, read before preHandler when the route reads bodies */
+  body: Buffer | undefined;
+  /** set by the auth step of guarded routes; ANONYMOUS for servers without auth */
+  identity: Identity;
+  readonly log: Logger;
+  /** free slot for hooks to pass data along */
+  readonly state: Record<string, unknown>;
+}
+
+// ---- transports: how the gateway reaches a server -------------------------------------------
+
+export type UpstreamState = 'starting' | 'up' | 'down' | 'failed' | 'stopped';
+
+export interface UpstreamStatus {
+  state: UpstreamState;
+  /** how many times it was restarted or reconnected */
+  restarts: number;
+  lastError?: string;
+  pid?: number;
+}
+
+export interface UpstreamListener {
+  /** one message from the server */
+  message(message: JsonObject): void;
+  /** the server is (again) reachable; the caller redoes any handshake */
+  up(): void;
+  /** the server went away; `willRetry` is false when the transport gave up or was stopped */
+  down(error: Error, willRetry: boolean): void;
+}
+
+/** A message channel to one server instance (a child process, a remote URL). */
+export interface Upstream {
+  readonly status: UpstreamStatus;
+  /** starts it; resolves once the first `up` was emitted, rejects if it cannot start */
+  start(listener: UpstreamListener): Promise<void>;
+  /** sends one message (an object, or its JSON text without a newline) */
+  send(message: JsonObject | string): void;
+  /** stops it for good; resolves when every resource is released */
+  stop(): Promise<void>;
+}
+
+export interface UpstreamOptions {
+  readonly server: ServerDefinition;
+  /** extra environment for this instance (the identity's), on top of the entry's own */
+  readonly env: Readonly<Record<string, string>>;
+  /** a short label for logs (server name and identity key) */
+  readonly label: string;
+  readonly log: Logger;
+}
+
+export interface TransportFactory {
+  /** transport kind, for example "stdio" or "http" */
+  readonly kind: string;
+  /** true when this transport serves the entry */
+  claims(entry: ServerEntry): boolean;
+  /** throws a config error naming the field when the entry is unusable */
+  validate?(server: ServerDefinition): void;
+  create(options: UpstreamOptions): Upstream;
+}
+
+// ---- auth: who may call a server ---------------------------------------------------------------
+
+export interface AuthStrategy {
+  /** `${type}/${flow}`, or `${type}` for types without flows */
+  readonly key: string;
+  /** throws a config error naming the field when the auth block is unusable */
+  validate?(server: ServerDefinition): void;
+  /** called at start for each server it guards */
+  setup?(server: ServerDefinition): void | Promise<void>;
+  /** the caller's identity, or throws FMCP_ERR_UNAUTHORIZED (the strategy may set response headers first) */
+  authenticate(ctx: RequestContext, server: ServerDefinition): Identity | Promise<Identity>;
+}
+
+export interface StrategyRegistry<T> {
+  /** registers `value` under `key`; a duplicate key is FMCP_ERR_STRATEGY_DUPLICATE naming both plugins */
+  register(key: string, value: T, plugin: string): void;
+  get(key: string): T | undefined;
+  keys(): string[];
+  values(): T[];
+  /** the plugin that registered `key` */
+  owner(key: string): string | undefined;
+}
+
+// ---- streams toward clients ----------------------------------------------------------------------
+
+export interface EventStream {
+  readonly closed: boolean;
+  /** writes one event; returns false when it was dropped because the stream is closed */
+  send(data: string, event?: string): boolean;
+  comment(text: string): void;
+  close(reason?: string): void;
+  onClose(listener: () => void): void;
+}
+
+export interface EventStreamOptions {
+  headers?: Record<string, string>;
+  status?: number;
+}
+
+export interface EventStreamFactory {
+  open(res: ServerResponse, options?: EventStreamOptions): EventStream;
+}
+
+// ---- client channels: talk to a server as a client would ---------------------------------------
+
+export interface ClientChannel {
+  readonly id: string;
+  /** sends one message from the client to the server */
+  send(message: JsonObject): void;
+  close(): void;
+}
+
+export interface ChannelBroker {
+  /** a long-lived channel: every message for it arrives through `onMessage` */
+  open(server: string, identity: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void): Promise<ClientChannel>;
+  /** one request: resolves with its response; notifications that belong to it go to `onNotification` */
+  call(server: string, identity: Identity, request: JsonObject, onNotification?: (message: JsonObject) => void, signal?: AbortSignal): Promise<JsonObject>;
+}
+
+// ---- short-lived state (pending logins) ----------------------------------------------------------
+
+export interface PendingStateStore {
+  /** stores `value` under `key` for `ttlMs` */
+  put(key: string, value: JsonObject, ttlMs: number): Promise<void>;
+  /** returns and deletes in one step: a key is taken at most once */
+  take(key: string): Promise<JsonObject | undefined>;
+  size(): Promise<number>;
+}

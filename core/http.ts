@@ -1,0 +1,63 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errors, FluidError } from './errors.js';
+
+/** Sends a JSON body. The body is serialized once; Content-Length is always set. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const head: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
+  if (headers) Object.assign(head, headers);
+  res.writeHead(status, head);
+  res.end(text);
+}
+
+/** The JSON error body every core error uses: `{ "error": { "code", "message" } }`. */
+export function sendError(res: ServerResponse, error: FluidError, headers?: Record<string, string>): void {
+  sendJson(res, error.statusCode, { error: { code: error.code, message: error.message } }, headers);
+}
+
+/** Reads the whole body, refusing more than `limit` bytes (413) and a client that goes away. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(errors.FMCP_ERR_BODY_TOO_LARGE(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.resume();
+        reject(errors.FMCP_ERR_BODY_TOO_LARGE(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      reject(errors.FMCP_ERR_BODY_ABORTED());
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onClose);
+    };
+    const onClose = (): void => {
+      if (!req.complete) onAbort();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onAbort);
+    req.on('close', onClose);
+  });
+}

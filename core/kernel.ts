@@ -1,0 +1,453 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import type { Logger } from 'pino';
+import {
+  ANONYMOUS,
+  type AuthStrategy,
+  type RequestContext,
+  type ServerCatalog,
+  type ServerDefinition,
+  type StrategyRegistry,
+  type TransportFactory,
+} from './contracts.js';
+import { errors, FluidError } from './errors.js';
+import { emptyHookTable, isHookName, applicationHookNames, requestHookNames, type HookName, type HookSignatures, type HookTable } from './hooks.js';
+import { createLogger } from './logger.js';
+import { authKey } from './metadata.js';
+import { orderPlugins, validatePlugin, type Plugin } from './plugin.js';
+import { KeyedRegistry } from './registry.js';
+import { Router, type RouteOptions } from './router.js';
+import { readBody, sendError, sendJson } from './http.js';
+import { AUTH_STRATEGIES, KERNEL, LOGGER, ROUTER, SERVERS, TRANSPORTS } from './core-tokens.js';
+import { provide, resolve, tryResolve, type Token } from './tokens.js';
+
+export interface KernelOptions {
+  /** port to listen on; 0 picks a free one (default 8099) */
+  port?: number;
+  /** address to bind (default 127.0.0.1) */
+  host?: string;
+  /** the URL clients and providers reach the gateway at; default http://localhost:<port> on loopback */
+  publicUrl?: string;
+  logger?: Logger;
+  logLevel?: string;
+  /** request body limit in bytes (default 4 MiB) */
+  bodyLimit?: number;
+  /** time to receive a whole request, ms (default 30 s) */
+  requestTimeout?: number;
+  /** time to receive request headers, ms (default 10 s) */
+  headersTimeout?: number;
+  /** how long stop() waits for hooks and connections before forcing, ms (default 8 s) */
+  closeTimeout?: number;
+  /** extra Host names accepted besides loopback names (DNS-rebinding protection) */
+  allowedHosts?: string[];
+  /** extra Origins accepted besides loopback origins */
+  allowedOrigins?: string[];
+  /** servers to serve */
+  servers?: ServerDefinition[];
+}
+
+export type KernelState = 'idle' | 'starting' | 'started' | 'stopping' | 'stopped';
+
+/** What a plugin sees while it registers: the kernel, scoped to the plugin's name. */
+export interface PluginApi {
+  readonly name: string;
+  readonly kernel: Kernel;
+  readonly log: Logger;
+  readonly container: DependencyContainer;
+  readonly servers: ServerCatalog;
+  readonly transports: StrategyRegistry<TransportFactory>;
+  readonly authStrategies: StrategyRegistry<AuthStrategy>;
+  route(options: RouteOptions): void;
+  addHook<K extends HookName>(name: K, fn: HookSignatures[K]): void;
+  provide<T>(token: Token<T>, value: T): void;
+  resolve<T>(token: Token<T>): T;
+  tryResolve<T>(token: Token<T>): T | undefined;
+  /** adds fields to a server's entry in GET /health */
+  addHealth(contributor: (server: ServerDefinition) => Record<string, unknown>): void;
+}
+
+class Catalog implements ServerCatalog {
+  private readonly byName = new Map<string, ServerDefinition>();
+  add(def: ServerDefinition): void {
+    if (this.byName.has(def.name)) {
+      const first = this.byName.get(def.name)!;
+      throw errors.FMCP_ERR_CONFIG_INVALID(def.source, `mcpServers.${def.name}`, `the name is already used by ${first.source}: server names must be unique`);
+    }
+    this.byName.set(def.name, def);
+  }
+  list(): readonly ServerDefinition[] {
+    return [...this.byName.values()];
+  }
+  get(name: string): ServerDefinition | undefined {
+    return this.byName.get(name);
+  }
+}
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** The microkernel: HTTP, routes, hooks, plugins, DI. It knows no protocol beyond HTTP. */
+export class Kernel {
+  readonly container: DependencyContainer;
+  readonly log: Logger;
+  readonly router = new Router();
+  readonly options: Readonly<KernelOptions>;
+  readonly servers = new Catalog();
+  readonly transports = new KeyedRegistry<TransportFactory>('Transport');
+  readonly authStrategies = new KeyedRegistry<AuthStrategy>('Auth strategy');
+
+  private readonly plugins: Plugin[] = [];
+  private readonly hooks: HookTable = emptyHookTable();
+  private readonly health: ((server: ServerDefinition) => Record<string, unknown>)[] = [];
+  private httpServer: Server | undefined;
+  private stateValue: KernelState = 'idle';
+  private stopping: Promise<void> | undefined;
+  private readonly allowedHosts: Set<string>;
+  private readonly allowedOrigins: Set<string>;
+  private readonly bodyLimit: number;
+
+  constructor(options: KernelOptions = {}) {
+    this.options = { port: 8099, host: '127.0.0.1', ...options };
+    this.container = rootContainer.createChildContainer();
+    this.log = options.logger ?? createLogger({ level: options.logLevel });
+    this.bodyLimit = options.bodyLimit ?? 4 * 1024 * 1024;
+    this.allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()));
+    this.allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+    for (const def of options.servers ?? []) this.servers.add(def);
+    provide(this.container, KERNEL, this);
+    provide(this.container, LOGGER, this.log);
+    provide(this.container, ROUTER, this.router);
+    provide(this.container, SERVERS, this.servers);
+    provide(this.container, TRANSPORTS, this.transports);
+    provide(this.container, AUTH_STRATEGIES, this.authStrategies);
+  }
+
+  get state(): KernelState {
+    return this.stateValue;
+  }
+
+  /** Adds a plugin. Order does not matter: dependencies are checked and sorted at start(). */
+  use(plugin: Plugin): this {
+    validatePlugin(plugin, 'kernel.use()');
+    if (this.stateValue !== 'idle') throw errors.FMCP_ERR_KERNEL_STATE(`use plugin "${plugin.name}"`, this.stateValue);
+    if (this.plugins.some((p) => p.name === plugin.name)) throw errors.FMCP_ERR_PLUGIN_DUPLICATE(plugin.name);
+    this.plugins.push(plugin);
+    return this;
+  }
+
+  /** Adds servers to serve; only before start(). */
+  addServers(defs: readonly ServerDefinition[]): this {
+    if (this.stateValue !== 'idle') throw errors.FMCP_ERR_KERNEL_STATE('add servers', this.stateValue);
+    for (const def of defs) this.servers.add(def);
+    return this;
+  }
+
+  resolve<T>(token: Token<T>): T {
+    return resolve(this.container, token);
+  }
+
+  tryResolve<T>(token: Token<T>): T | undefined {
+    return tryResolve(this.container, token);
+  }
+
+  /** The address the gateway listens on, once started. */
+  address(): { host: string; port: number } {
+    const addr = this.httpServer?.address() as AddressInfo | null | undefined;
+    if (!addr) throw errors.FMCP_ERR_KERNEL_STATE('read the address', this.stateValue);
+    return { host: addr.address, port: addr.port };
+  }
+
+  /** The URL users and providers reach the gateway at: publicUrl, else built from host and port. */
+  publicUrl(): string {
+    if (this.options.publicUrl) return this.options.publicUrl.replace(/\/+$/, '');
+    const { port } = this.address();
+    const host = this.options.host ?? '127.0.0.1';
+    if (isLoopback(host)) return `http://localhost:${port}`;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.stateValue !== 'idle') throw errors.FMCP_ERR_KERNEL_STATE('start', this.stateValue);
+    this.stateValue = 'starting';
+    try {
+      for (const plugin of orderPlugins(this.plugins)) {
+        await this.runPluginStep(plugin.name, 'register', () => plugin.register(this.apiFor(plugin.name)));
+      }
+      this.claimServers();
+      for (const server of this.servers.list()) {
+        if (!server.auth) continue;
+        const strategy = this.authStrategies.get(server.auth)!;
+        if (strategy.setup) await this.runPluginStep(this.authStrategies.owner(server.auth)!, 'setup', () => strategy.setup!(server));
+      }
+      this.router.add({ method: 'GET', path: '/health', handler: (ctx) => this.sendHealth(ctx) }, 'core');
+      for (const hook of this.hooks.onStart) await this.runPluginStep(hook.plugin, 'onStart', hook.fn);
+      await this.listen();
+      this.stateValue = 'started';
+      for (const hook of this.hooks.onReady) await this.runPluginStep(hook.plugin, 'onReady', hook.fn);
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Stops accepting, lets preClose hooks end streams, closes connections, then onClose hooks (LIFO). */
+  stop(): Promise<void> {
+    if (this.stateValue === 'idle' || this.stateValue === 'stopped') {
+      this.stateValue = 'stopped';
+      return Promise.resolve();
+    }
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stateValue = 'stopping';
+    const bound = this.options.closeTimeout ?? 8000;
+    const deadline = Date.now() + bound;
+    const server = this.httpServer;
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    for (const hook of [...this.hooks.preClose].reverse()) await this.runBounded(hook.plugin, 'preClose', hook.fn, deadline);
+    if (server) {
+      server.closeIdleConnections();
+      const left = Math.max(0, deadline - Date.now());
+      const timer = setTimeout(() => server.closeAllConnections(), Math.min(left, 2000));
+      await closed;
+      clearTimeout(timer);
+    }
+    const onCloseDeadline = Date.now() + bound;
+    for (const hook of [...this.hooks.onClose].reverse()) await this.runBounded(hook.plugin, 'onClose', hook.fn, onCloseDeadline);
+    this.stateValue = 'stopped';
+  }
+
+  private async runBounded(plugin: string, step: string, fn: () => void | Promise<void>, deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => {
+      timer = setTimeout(() => {
+        this.log.warn({ plugin, step }, 'stop step did not finish in time; going on');
+        r();
+      }, Math.max(0, deadline - Date.now()));
+    });
+    try {
+      await Promise.race([Promise.resolve().then(fn), timeout]);
+    } catch (err) {
+      this.log.error({ plugin, step, error: (err as Error).message }, 'stop step failed');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async runPluginStep(plugin: string, step: string, fn: () => void | Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof FluidError) throw err;
+      throw errors.FMCP_ERR_PLUGIN_FAILED(plugin, step, err as Error);
+    }
+  }
+
+  private apiFor(name: string): PluginApi {
+    const kernel = this;
+    return {
+      name,
+      kernel,
+      log: kernel.log.child({ plugin: name }),
+      container: kernel.container,
+      servers: kernel.servers,
+      transports: wrapRegistry(kernel.transports, name),
+      authStrategies: wrapRegistry(kernel.authStrategies, name),
+      route: (options) => void kernel.router.add(options, name),
+      addHook: (hook, fn) => kernel.addHook(hook, fn, name),
+      provide: (token, value) => provide(kernel.container, token, value),
+      resolve: (token) => resolve(kernel.container, token),
+      tryResolve: (token) => tryResolve(kernel.container, token),
+      addHealth: (contributor) => void kernel.health.push(contributor),
+    };
+  }
+
+  addHook<K extends HookName>(name: K, fn: HookSignatures[K], plugin = 'app'): void {
+    if (!isHookName(name)) throw errors.FMCP_ERR_HOOK_UNKNOWN(name, [...applicationHookNames, ...requestHookNames].join(', '));
+    if (this.stateValue !== 'idle' && this.stateValue !== 'starting') throw errors.FMCP_ERR_HOOK_AFTER_START(name);
+    (this.hooks[name] as { fn: HookSignatures[K]; plugin: string }[]).push({ fn, plugin });
+  }
+
+  /** Hands each server to the transport and auth strategy that claim it; unclaimed servers are errors. */
+  private claimServers(): void {
+    for (const server of this.servers.list()) {
+      const transport = this.transports.values().find((t) => t.claims(server.entry));
+      if (!transport) {
+        const what = server.entry.url ? `url "${server.entry.url}"` : `command "${server.entry.command}"`;
+        throw errors.FMCP_ERR_STRATEGY_MISSING(`${server.source}: mcpServers.${server.name}`, 'transport for', what, this.transports.keys().join(', ') || 'none');
+      }
+      server.transport = transport.kind;
+      transport.validate?.(server);
+      const key = authKey(server.entry);
+      if (key) {
+        const strategy = this.authStrategies.get(key);
+        if (!strategy) {
+          throw errors.FMCP_ERR_STRATEGY_MISSING(`${server.source}: mcpServers.${server.name}.auth`, 'auth', key, this.authStrategies.keys().join(', ') || 'none');
+        }
+        server.auth = key;
+        strategy.validate?.(server);
+      }
+    }
+  }
+
+  private listen(): Promise<void> {
+    const server = createServer({
+      requestTimeout: this.options.requestTimeout ?? 30_000,
+      headersTimeout: this.options.headersTimeout ?? 10_000,
+      keepAliveTimeout: 5_000,
+    });
+    server.on('request', (req, res) => void this.handle(req, res));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (socket.writable && !socket.destroyed) {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      } else socket.destroy();
+    });
+    this.httpServer = server;
+    const { port, host } = this.options;
+    return new Promise((resolvePromise, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        const why = err.code === 'EADDRINUSE' ? 'the port is already in use (choose another with --port)' : err.code === 'EACCES' ? 'permission denied (choose a port above 1023)' : err.message;
+        reject(errors.FMCP_ERR_LISTEN(host, port, why));
+      };
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        resolvePromise();
+      });
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const ctx: RequestContext = {
+      req,
+      res,
+      method: req.method ?? 'GET',
+      path,
+      query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
+      params: {},
+      body: undefined,
+      identity: ANONYMOUS,
+      log: this.log,
+      state: {},
+    };
+    const hooks = this.hooks;
+    if (hooks.onResponse.length > 0) res.once('finish', () => void this.runRequestHooks('onResponse', ctx).catch(() => undefined));
+    try {
+      const refusal = this.checkHostAndOrigin(req);
+      if (refusal) throw errors.FMCP_ERR_FORBIDDEN(refusal);
+      if (hooks.onRequest.length > 0 && (await this.runRequestHooks('onRequest', ctx))) return;
+      const match = this.router.find(ctx.method, path);
+      if (match.kind === 'none') throw errors.FMCP_ERR_NOT_FOUND(ctx.method, path);
+      if (match.kind === 'bad') throw errors.FMCP_ERR_BAD_REQUEST(`Invalid path ${path}: ${match.reason}`);
+      if (match.kind === 'method') {
+        const allowed = match.allowed.join(', ');
+        throw Object.assign(errors.FMCP_ERR_METHOD_NOT_ALLOWED(ctx.method, path, allowed), { headers: { allow: allowed } });
+      }
+      const route = match.route;
+      (ctx as { params: Record<string, string> }).params = match.params;
+      if (route.guard !== undefined) {
+        const server = this.servers.get(match.params[route.guard] ?? '');
+        if (server?.auth) ctx.identity = await this.authStrategies.get(server.auth)!.authenticate(ctx, server);
+      }
+      if (route.readBody ?? BODY_METHODS.has(ctx.method)) ctx.body = await readBody(req, route.bodyLimit ?? this.bodyLimit);
+      if (hooks.preHandler.length > 0 && (await this.runRequestHooks('preHandler', ctx))) return;
+      await route.handler(ctx);
+    } catch (err) {
+      await this.handleError(ctx, err);
+    }
+  }
+
+  /** Runs request hooks in order; true when one of them already answered. */
+  private async runRequestHooks(name: 'onRequest' | 'preHandler' | 'onResponse', ctx: RequestContext): Promise<boolean> {
+    for (const hook of this.hooks[name]) {
+      await hook.fn(ctx);
+      if (name !== 'onResponse' && ctx.res.writableEnded) return true;
+    }
+    return false;
+  }
+
+  private async handleError(ctx: RequestContext, err: unknown): Promise<void> {
+    const error = err instanceof FluidError ? err : errors.FMCP_ERR_INTERNAL((err as Error)?.message ?? String(err));
+    if (!(err instanceof FluidError)) this.log.error({ err }, 'request failed');
+    for (const hook of this.hooks.onError) {
+      try {
+        await hook.fn(ctx, error);
+      } catch (hookErr) {
+        this.log.error({ plugin: hook.plugin, error: (hookErr as Error).message }, 'onError hook failed');
+      }
+    }
+    const res = ctx.res;
+    if (res.headersSent) {
+      if (!res.writableEnded) res.end();
+      return;
+    }
+    const extra = (error as FluidError & { headers?: Record<string, string> }).headers;
+    if (error.statusCode === 413) res.setHeader('connection', 'close');
+    sendError(res, error, extra);
+  }
+
+  /** DNS-rebinding protection: Host must be a loopback name or allowed; a browser Origin likewise. */
+  private checkHostAndOrigin(req: IncomingMessage): string | undefined {
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== 'null') {
+      let host: string;
+      try {
+        host = new URL(origin).host.toLowerCase();
+      } catch {
+        return `Origin "${origin}" is not a valid origin`;
+      }
+      if (!this.allowedOrigins.has(origin.toLowerCase()) && !LOOPBACK_HOSTS.has(stripPort(host)) && !this.allowedHosts.has(stripPort(host))) {
+        return `Origin "${origin}" is not allowed: start the gateway with --allowed-origin ${origin} to allow it`;
+      }
+    }
+    if (!isLoopback(this.options.host ?? '') || this.allowedHosts.has('*')) return undefined;
+    const hostHeader = req.headers.host;
+    if (hostHeader === undefined) return undefined;
+    const name = stripPort(hostHeader.toLowerCase());
+    if (LOOPBACK_HOSTS.has(name) || this.allowedHosts.has(name)) return undefined;
+    return `Host "${hostHeader}" is not allowed: the gateway listens on loopback; add --allowed-host ${name} to accept it`;
+  }
+
+  private sendHealth(ctx: RequestContext): void {
+    const servers: Record<string, Record<string, unknown>> = {};
+    for (const server of this.servers.list()) {
+      const entry: Record<string, unknown> = { transport: server.transport };
+      if (server.auth) entry.auth = server.auth;
+      for (const contribute of this.health) Object.assign(entry, contribute(server));
+      servers[server.name] = entry;
+    }
+    sendJson(ctx.res, 200, { status: this.stateValue === 'started' ? 'ok' : this.stateValue, servers });
+  }
+}
+
+function wrapRegistry<T>(registry: StrategyRegistry<T>, plugin: string): StrategyRegistry<T> {
+  return {
+    register: (key, value) => registry.register(key, value, plugin),
+    get: (key) => registry.get(key),
+    keys: () => registry.keys(),
+    values: () => registry.values(),
+    owner: (key) => registry.owner(key),
+  };
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const colon = host.lastIndexOf(':');
+  return colon === -1 ? host : host.slice(0, colon);
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]';
+}
+
+/** Creates a kernel with its own DI container: two kernels in one process share nothing. */
+export function createKernel(options: KernelOptions = {}): Kernel {
+  return new Kernel(options);
+}

@@ -1,0 +1,2 @@
+// reflect-metadata must load before tsyringe in every entry point
+import 'reflect-metadata';
