@@ -138,6 +138,8 @@ export interface AuthStrategy {
   validate?(server: ServerDefinition): void;
   /** called at start for each server it guards */
   setup?(server: ServerDefinition): void | Promise<void>;
+  /** what start-up prints for a server it guards: `Added <name> endpoints<suffix>`, then `lines` */
+  banner?(server: ServerDefinition, publicUrl: string): { suffix?: string; lines?: string[] };
   /** the caller's identity, or throws FMCP_ERR_UNAUTHORIZED (the strategy may set response headers first) */
   authenticate(ctx: RequestContext, server: ServerDefinition): Identity | Promise<Identity>;
 }

@@ -1,0 +1,14 @@
+import 'reflect-metadata';
+import type { Plugin } from './core/index.js';
+import { transportStdio } from './plugins/transport-stdio/index.js';
+import { proxyJsonRpc } from './plugins/proxy-jsonrpc/index.js';
+import { transportSse } from './plugins/transport-sse/index.js';
+import { authOAuth2Pkce } from './plugins/auth-oauth2-pkce/index.js';
+
+export * from './core/index.js';
+export { transportStdio, proxyJsonRpc, transportSse, authOAuth2Pkce };
+
+/** The plugins `fluidmcp run` uses: stdio and remote transports, the proxy, SSE, and OAuth2 PKCE. */
+export function builtinPlugins(): Plugin[] {
+  return [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce()];
+}
