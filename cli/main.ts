@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { complain, describeError, EXIT_RUNTIME, EXIT_USAGE } from './output.js';
+import { listCommand } from './list.js';
+import { runCommand } from './run.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** A repeatable option: absent, one value, or several (yargs makes an array of repeats). */
+function list(value: unknown): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+function parsePort(raw: unknown): number {
+  const text = String(Array.isArray(raw) ? raw.at(-1) : raw);
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new Error(`--port must be a whole number from 0 to 65535, got "${text}"`);
+  return port;
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+process.on('uncaughtException', (err) => {
+  complain(`unexpected error: ${describeError(err)}`);
+  process.exit(EXIT_RUNTIME);
+});
+process.on('unhandledRejection', (err) => {
+  complain(`unexpected error: ${describeError(err)}`);
+  process.exit(EXIT_RUNTIME);
+});
+
+let done: Promise<number> | undefined;
+
+await yargs(hideBin(process.argv))
+  .scriptName('fluidmcp')
+  .usage('$0 <command> [options]')
+  .option('packages-dir', {
+    type: 'string',
+    describe: 'where packages are installed (default: $FMCP_PACKAGES_DIR or ./.fmcp-packages)',
+  })
+  .command(
+    'run [package]',
+    'serve MCP servers over HTTP: an installed package (author/pkg@version, author/pkg), "all", or a path to a metadata.json',
+    (y) =>
+      y
+        .positional('package', { type: 'string', describe: 'author/pkg@version, author/pkg, all, or path/to/metadata.json' })
+        .option('file', { type: 'string', describe: 'a config file in the {"mcpServers": {...}} shape' })
+        .option('start-server', { type: 'boolean', default: false, describe: 'start the gateway (without it, only validate and show what would be served)' })
+        .option('port', { type: 'string', default: '8099', coerce: parsePort, describe: 'port to listen on (0 picks a free one)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
+        .option('public-url', { type: 'string', describe: 'the URL clients and OAuth providers reach the gateway at' })
+        .option('log-level', { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'log level (logs are JSON lines on stderr)' })
+        .option('allowed-host', { type: 'string', describe: 'a Host name to accept besides loopback names (repeatable)' })
+        .option('allowed-origin', { type: 'string', describe: 'a browser Origin to accept (repeatable)' })
+        .option('plugin', { type: 'string', describe: 'a plugin module name or path to load (repeatable)' })
+        .example('$0 run test/gmail-mock@1.0.0 --start-server', 'serve one installed package on port 8099')
+        .example('$0 run --file config.json --start-server --port 9000', 'serve a config file'),
+    (argv) => {
+      done = runCommand({
+        target: argv.package,
+        file: argv.file,
+        startServer: argv['start-server'],
+        port: argv.port,
+        host: argv.host,
+        publicUrl: argv['public-url'],
+        logLevel: argv['log-level'],
+        allowedHosts: list(argv['allowed-host']),
+        allowedOrigins: list(argv['allowed-origin']),
+        plugins: list(argv.plugin),
+        packagesDir: argv['packages-dir'],
+      });
+    },
+  )
+  .command('list', 'list installed packages, one author/pkg@version a line', {}, (argv) => {
+    done = Promise.resolve(listCommand(argv['packages-dir'] as string | undefined));
+  })
+  .demandCommand(1, 'give a command: run or list')
+  .strict()
+  .version(version())
+  .help()
+  .fail((message, err) => {
+    complain(`${message ?? describeError(err)} (see fluidmcp --help)`);
+    process.exit(EXIT_USAGE);
+  })
+  .parseAsync();
+
+if (done) process.exit(await done);
