@@ -1,6 +1,60 @@
-import { definePlugin, type Plugin } from '../../core/index.js';
+import { definePlugin, errors, type Plugin, type ServerEntry, type TransportFactory, type UpstreamOptions } from '../../core/index.js';
+import { STDIO_DEFAULTS, StdioUpstream, type ResolvedStdioOptions, type StdioOptions } from './stdio-upstream.js';
 
-// placeholder: replaced by the real plugin
-export function transportStdio(_options: Record<string, unknown> = {}): Plugin {
-  return definePlugin({ name: 'transport-stdio', register() {} });
+export { StdioUpstream, STDIO_DEFAULTS, type StdioOptions } from './stdio-upstream.js';
+export { LineFramer, type LineSink } from './line-framer.js';
+
+function resolveOptions(options: StdioOptions): ResolvedStdioOptions {
+  const settings = { ...STDIO_DEFAULTS };
+  for (const [key, value] of Object.entries(options) as [keyof StdioOptions, unknown][]) {
+    if (value === undefined) continue;
+    if (!(key in STDIO_DEFAULTS)) throw errors.FMCP_ERR_PLUGIN_INVALID('"transport-stdio"', `unknown option "${key}" (known: ${Object.keys(STDIO_DEFAULTS).join(', ')})`);
+    const min = key === 'maxFailedStarts' || key === 'maxLineBytes' ? 1 : 0;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+      throw errors.FMCP_ERR_PLUGIN_INVALID('"transport-stdio"', `option ${key} must be a number of at least ${min}`);
+    }
+    settings[key] = value;
+  }
+  return settings;
+}
+
+/** The stdio transport factory on its own, for callers that manage upstreams without a kernel. */
+export function stdioTransportFactory(options: StdioOptions = {}): TransportFactory & { readonly live: ReadonlySet<StdioUpstream> } {
+  const settings = resolveOptions(options);
+  const live = new Set<StdioUpstream>();
+  return {
+    kind: 'stdio',
+    live,
+    claims: (entry: ServerEntry) => typeof entry.command === 'string' && entry.command !== '',
+    create(upstreamOptions: UpstreamOptions): StdioUpstream {
+      // forgotten once stopped, so a long-running gateway does not keep every upstream it ever made
+      const upstream = new StdioUpstream(upstreamOptions, settings, () => live.delete(upstream));
+      live.add(upstream);
+      return upstream;
+    },
+  };
+}
+
+/**
+ * Runs servers whose entry has `command` as child processes speaking newline-delimited JSON-RPC
+ * on stdin/stdout, each in its own process group, restarted with backoff when they crash.
+ */
+export function transportStdio(options: StdioOptions = {}): Plugin {
+  const factory = stdioTransportFactory(options);
+  return definePlugin({
+    name: 'transport-stdio',
+    register(api) {
+      // the third argument is ignored by the kernel's wrapper, which fills in the plugin name itself
+      api.transports.register('stdio', factory, api.name);
+      // a safety net: whoever created upstreams should stop them, but none may outlive the kernel
+      api.addHook('onClose', async () => {
+        await Promise.all([...factory.live].map((u) => u.stop()));
+      });
+      api.addHealth((server) => {
+        if (server.transport !== 'stdio') return {};
+        const processes = [...factory.live].filter((u) => u.serverName === server.name).map((u) => ({ state: u.status.state, restarts: u.status.restarts }));
+        return { processes };
+      });
+    },
+  });
 }

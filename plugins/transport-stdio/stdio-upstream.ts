@@ -1,0 +1,455 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { statSync } from 'node:fs';
+import {
+  errors,
+  FluidError,
+  type JsonObject,
+  type Logger,
+  type ServerDefinition,
+  type Upstream,
+  type UpstreamListener,
+  type UpstreamOptions,
+  type UpstreamState,
+  type UpstreamStatus,
+} from '../../core/index.js';
+import { LineFramer, type LineSink } from './line-framer.js';
+import { groupAlive, signalGroup, trackGroup, untrackGroup } from './process-groups.js';
+import { StderrReader, truncate } from './stderr-reader.js';
+
+/** Settings of the stdio transport; every field has a default. */
+export interface StdioOptions {
+  /** first restart delay after a crash, ms (default 500); doubles with each failed start */
+  restartBaseMs?: number;
+  /** longest restart delay, ms (default 30 000) */
+  restartMaxMs?: number;
+  /** consecutive failed starts before the server is given up as 'failed' (default 5) */
+  maxFailedStarts?: number;
+  /** a run shorter than this counts as a failed start; a longer one resets the backoff, ms (default 10 000) */
+  stableAfterMs?: number;
+  /** how long each stop step waits (stdin closed, then SIGTERM, then SIGKILL), ms (default 2 000) */
+  stopGraceMs?: number;
+  /** longest stdout line kept; a longer one is logged and dropped (default 64 MiB) */
+  maxLineBytes?: number;
+}
+
+export type ResolvedStdioOptions = Required<StdioOptions>;
+
+export const STDIO_DEFAULTS: ResolvedStdioOptions = {
+  restartBaseMs: 500,
+  restartMaxMs: 30_000,
+  maxFailedStarts: 5,
+  stableAfterMs: 10_000,
+  stopGraceMs: 2_000,
+  maxLineBytes: 64 * 1024 * 1024,
+};
+
+/** Time to wait for stdout to drain after the process exited, so its last answers come before `down`. */
+const DRAIN_AFTER_EXIT_MS = 250;
+const KILL_WAIT_MS = 2_000;
+const GROUP_POLL_MS = 25;
+const WARN_LINE_CHARS = 200;
+/** non-JSON stdout lines logged at warn per run; the rest go to debug */
+const MAX_LINE_WARNINGS = 10;
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Resolves true when `promise` settles within `ms`, false otherwise; the timer never outlives it. */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** One child process: its pipes, its framing, and whether it is still the current one. */
+class Run implements LineSink {
+  readonly pid: number | undefined;
+  startedAt = Date.now();
+  exitedFlag = false;
+  /** false once `down` was reported for this run: late output is ignored */
+  delivering = true;
+  readonly exited: Promise<void>;
+  readonly stdoutClosed: Promise<void>;
+  readonly stderr: StderrReader;
+  private readonly framer: LineFramer;
+  private lineWarnings = 0;
+  private stdinWarned = false;
+  private markExited!: () => void;
+
+  constructor(
+    readonly child: ChildProcessWithoutNullStreams,
+    private readonly log: Logger,
+    private readonly deliver: (message: JsonObject) => void,
+    private readonly maxLineBytes: number,
+  ) {
+    this.pid = child.pid;
+    this.exited = new Promise((r) => {
+      this.markExited = r;
+    });
+    this.stderr = new StderrReader(log);
+    this.framer = new LineFramer(maxLineBytes, this);
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (this.delivering) this.framer.push(chunk);
+    });
+    child.stdout.on('end', () => {
+      if (this.delivering) this.framer.end();
+    });
+    this.stdoutClosed = new Promise((r) => child.stdout.once('close', r));
+    child.stderr.on('data', (chunk: Buffer) => this.stderr.push(chunk));
+    child.stderr.on('end', () => this.stderr.end());
+    child.stdout.on('error', (err) => log.debug({ error: err.message }, 'server stdout error'));
+    child.stderr.on('error', (err) => log.debug({ error: err.message }, 'server stderr error'));
+    // EPIPE and friends: the server closed its stdin or died; its exit is handled elsewhere
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.stdinWarned) return;
+      this.stdinWarned = true;
+      log.warn({ error: err.code ?? err.message }, 'cannot write to the server\'s stdin (it closed it or exited)');
+    });
+  }
+
+  setExited(): void {
+    this.exitedFlag = true;
+    this.markExited();
+  }
+
+  line(buf: Buffer, start: number, end: number): void {
+    const text = buf.toString('utf8', start, end);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      if (text.trim() !== '') this.skip(text, 'is not JSON');
+      return;
+    }
+    if (isJsonObject(value)) this.deliver(value);
+    else if (Array.isArray(value) && value.length > 0 && value.every(isJsonObject)) for (const item of value) this.deliver(item);
+    else this.skip(text, 'is not a JSON object');
+  }
+
+  oversize(bytes: number): void {
+    this.log.warn({ bytes, maxLineBytes: this.maxLineBytes }, 'dropped a stdout line longer than the limit (raise maxLineBytes of transport-stdio if the server really sends such messages)');
+  }
+
+  private skip(text: string, why: string): void {
+    const line = truncate(text, WARN_LINE_CHARS);
+    if (this.lineWarnings < MAX_LINE_WARNINGS) {
+      this.lineWarnings++;
+      const more = this.lineWarnings === MAX_LINE_WARNINGS ? ' (further such lines are logged at debug level)' : '';
+      this.log.warn({ line }, `skipped a stdout line that ${why}: an MCP server must write only JSON-RPC messages to stdout, logs belong on stderr${more}`);
+    } else {
+      this.log.debug({ line }, `skipped a stdout line that ${why}`);
+    }
+  }
+}
+
+/** A server run as a child process speaking newline-delimited JSON-RPC on stdin/stdout. */
+export class StdioUpstream implements Upstream {
+  private readonly server: ServerDefinition;
+  private readonly log: Logger;
+  private readonly settings: ResolvedStdioOptions;
+  private readonly env: Readonly<Record<string, string>>;
+  private readonly statusValue: UpstreamStatus = { state: 'down', restarts: 0 };
+  private listener: UpstreamListener | undefined;
+  private run: Run | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private failedStarts = 0;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  /** what the listener was last told */
+  private listenerUp = false;
+  private listenerFinal = false;
+  private everUp = false;
+  private readonly deliver = (message: JsonObject): void => {
+    try {
+      this.listener!.message(message);
+    } catch (err) {
+      this.log.error({ error: (err as Error).message }, 'the upstream listener failed on a message');
+    }
+  };
+
+  constructor(
+    options: UpstreamOptions,
+    settings: ResolvedStdioOptions,
+    private readonly onStopped?: () => void,
+  ) {
+    this.server = options.server;
+    this.env = options.env;
+    this.settings = settings;
+    this.log = options.log.child({ upstream: options.label });
+  }
+
+  get status(): UpstreamStatus {
+    return this.statusValue;
+  }
+
+  get serverName(): string {
+    return this.server.name;
+  }
+
+  async start(listener: UpstreamListener): Promise<void> {
+    if (this.listener) throw errors.FMCP_ERR_INTERNAL(`the stdio upstream of server "${this.server.name}" was started twice`);
+    if (this.stopping) throw this.unavailable('it was stopped');
+    this.listener = listener;
+    this.setState('starting');
+    let run: Run;
+    try {
+      run = await this.spawnRun();
+    } catch (err) {
+      const error = err as FluidError;
+      if (!this.stopping) {
+        this.setState('failed');
+        this.statusValue.lastError = error.message;
+      }
+      throw error;
+    }
+    if (this.stopping) throw this.unavailable('it was stopped while starting');
+    this.becameUp(run);
+  }
+
+  send(message: JsonObject | string): void {
+    const run = this.run;
+    if (this.statusValue.state !== 'up' || !run || run.exitedFlag) throw this.unavailable(this.whyUnavailable());
+    let text: string;
+    if (typeof message !== 'string') text = JSON.stringify(message);
+    else if (message.includes('\n')) {
+      // pretty-printed JSON would break the line framing: re-serialize it on one line
+      try {
+        text = JSON.stringify(JSON.parse(message));
+      } catch (err) {
+        throw errors.FMCP_ERR_BAD_REQUEST(`The message for server "${this.server.name}" is not valid JSON: ${(err as Error).message}`);
+      }
+    } else text = message;
+    run.child.stdin.write(text + '\n');
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    this.setState('stopped');
+    if (this.everUp) this.notifyDown(this.unavailable('it was stopped'), false);
+    const run = this.run;
+    if (run) await this.terminate(run);
+    delete this.statusValue.pid;
+    this.onStopped?.();
+  }
+
+  /** stdin closed, then SIGTERM, then SIGKILL, each to the whole process group, each bounded. */
+  private async terminate(run: Run): Promise<void> {
+    const pid = run.pid;
+    if (pid === undefined) return;
+    const grace = this.settings.stopGraceMs;
+    try {
+      run.child.stdin.end();
+    } catch {
+      // already closed
+    }
+    if (!run.exitedFlag) await within(run.exited, grace);
+    if (groupAlive(pid)) {
+      this.log.debug({ pid }, 'sending SIGTERM to the server\'s process group');
+      signalGroup(pid, 'SIGTERM');
+      const deadline = Date.now() + grace;
+      while (groupAlive(pid) && Date.now() < deadline) await delay(GROUP_POLL_MS);
+    }
+    if (groupAlive(pid)) {
+      this.log.warn({ pid, graceMs: grace }, 'the server did not stop after stdin closed and SIGTERM: sending SIGKILL to its process group');
+      signalGroup(pid, 'SIGKILL');
+    }
+    if (!run.exitedFlag && !(await within(run.exited, KILL_WAIT_MS))) {
+      this.log.error({ pid }, 'the server process did not exit even after SIGKILL');
+    }
+    untrackGroup(pid);
+    run.delivering = false;
+    run.child.stdout.destroy();
+    run.child.stderr.destroy();
+  }
+
+  private spawnRun(): Promise<Run> {
+    const { server } = this;
+    const entry = server.entry;
+    const command = entry.command!;
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(command, entry.args ?? [], {
+        cwd: server.dir,
+        env: { ...process.env, ...entry.env, ...this.env },
+        shell: false,
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        windowsHide: true,
+      });
+    } catch (err) {
+      return Promise.reject(this.startError(err as NodeJS.ErrnoException));
+    }
+    if (child.pid !== undefined) trackGroup(child.pid);
+    const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes);
+    this.run = run;
+    return new Promise((resolve, reject) => {
+      let spawned = false;
+      child.once('spawn', () => {
+        spawned = true;
+        resolve(run);
+      });
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        if (spawned) {
+          this.log.warn({ error: err.message }, 'server process error');
+          return;
+        }
+        run.setExited();
+        run.delivering = false;
+        if (run.pid !== undefined) untrackGroup(run.pid);
+        reject(this.startError(err));
+      });
+      child.once('exit', (code, signal) => {
+        run.setExited();
+        if (spawned) void this.onExit(run, code, signal);
+      });
+    });
+  }
+
+  private becameUp(run: Run): void {
+    run.startedAt = Date.now();
+    this.statusValue.pid = run.pid;
+    this.setState('up');
+    this.listenerUp = true;
+    this.everUp = true;
+    try {
+      this.listener!.up();
+    } catch (err) {
+      this.log.error({ error: (err as Error).message }, 'the upstream listener failed on up');
+    }
+  }
+
+  private async onExit(run: Run, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    if (this.stopping || run !== this.run) return;
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    this.log.warn({ pid: run.pid, exitCode: code, signal }, `server process ${how}`);
+    this.setState('down');
+    // whatever it started is orphaned now; it must not outlive it
+    if (run.pid !== undefined) {
+      signalGroup(run.pid, 'SIGKILL');
+      untrackGroup(run.pid);
+    }
+    // its last answers may still sit in the pipe: deliver them before reporting it down
+    await within(run.stdoutClosed, DRAIN_AFTER_EXIT_MS);
+    run.delivering = false;
+    if (this.stopping) return;
+    const quick = Date.now() - run.startedAt < this.settings.stableAfterMs;
+    this.failedStarts = quick ? this.failedStarts + 1 : 0;
+    this.afterFailure(how, run.stderr.lastLines(), run.pid);
+  }
+
+  /** A run ended or a restart could not spawn: restart with backoff, or give up. */
+  private afterFailure(how: string, stderrLines: string[], pid?: number): void {
+    const tail = stderrLines.length > 0 ? `; last stderr: ${stderrLines.join(' | ')}` : '';
+    const where = `mcpServers.${this.server.name} in ${this.server.source}`;
+    delete this.statusValue.pid;
+    if (this.failedStarts >= this.settings.maxFailedStarts) {
+      const reason = `${how} ${this.failedStarts} times in a row within ${this.settings.stableAfterMs} ms of starting; not restarting it (fix the server or ${where}, then restart the gateway)${tail}`;
+      this.statusValue.lastError = reason;
+      this.setState('failed');
+      this.log.error({ failedStarts: this.failedStarts }, `server gave up: ${reason}`);
+      this.notifyDown(this.unavailable(reason), false);
+      return;
+    }
+    const reason = `process${pid !== undefined ? ` ${pid}` : ''} (command "${truncate(this.server.entry.command!, 200)}") ${how}${tail}`;
+    this.statusValue.lastError = reason;
+    this.setState('down');
+    const wait = this.failedStarts === 0 ? this.settings.restartBaseMs : Math.min(this.settings.restartMaxMs, this.settings.restartBaseMs * 2 ** (this.failedStarts - 1));
+    this.log.info({ inMs: wait, failedStarts: this.failedStarts }, 'restarting the server');
+    this.notifyDown(this.unavailable(reason), true);
+    this.restartTimer = setTimeout(() => void this.restart(), wait);
+  }
+
+  private async restart(): Promise<void> {
+    this.restartTimer = undefined;
+    if (this.stopping) return;
+    this.setState('starting');
+    let run: Run;
+    try {
+      run = await this.spawnRun();
+    } catch (err) {
+      if (this.stopping) return;
+      this.failedStarts++;
+      this.afterFailure(`could not be started (${(err as Error).message})`, []);
+      return;
+    }
+    if (this.stopping) return;
+    this.statusValue.restarts++;
+    this.log.info({ pid: run.pid, restarts: this.statusValue.restarts }, 'server restarted');
+    this.becameUp(run);
+  }
+
+  private notifyDown(error: FluidError, willRetry: boolean): void {
+    if (this.listenerFinal) return;
+    if (!this.listenerUp && willRetry) return;
+    this.listenerUp = false;
+    if (!willRetry) this.listenerFinal = true;
+    try {
+      this.listener?.down(error, willRetry);
+    } catch (err) {
+      this.log.error({ error: (err as Error).message }, 'the upstream listener failed on down');
+    }
+  }
+
+  private setState(state: UpstreamState): void {
+    this.statusValue.state = state;
+  }
+
+  private whyUnavailable(): string {
+    switch (this.statusValue.state) {
+      case 'starting':
+        return 'it is starting; try again in a moment';
+      case 'down':
+        return `it is restarting after a crash (${this.statusValue.lastError ?? 'unknown cause'})`;
+      case 'failed':
+        return this.statusValue.lastError ?? 'it failed';
+      case 'stopped':
+        return 'it was stopped';
+      default:
+        return 'its process has exited';
+    }
+  }
+
+  private unavailable(reason: string): FluidError {
+    return errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(this.server.name, reason);
+  }
+
+  private startError(err: NodeJS.ErrnoException): FluidError {
+    const { server } = this;
+    const command = truncate(server.entry.command!, 200);
+    const where = `mcpServers.${server.name}`;
+    let why: string;
+    const folder = err.code === 'ENOENT' || err.code === 'ENOTDIR' ? folderProblem(server.dir) : undefined;
+    if (folder) {
+      why = `${folder}: check ${where}.cwd in ${server.source} (or the package's folder)`;
+    } else if (err.code === 'ENOENT') {
+      why = `command not found: check ${where}.command in ${server.source} (is it installed and on PATH?)`;
+    } else if (err.code === 'EACCES') {
+      why = `permission denied: ${where}.command in ${server.source} must name an executable file`;
+    } else {
+      why = err.message;
+    }
+    return errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `cannot start command "${command}": ${why}`);
+  }
+}
+
+function folderProblem(dir: string): string | undefined {
+  try {
+    return statSync(dir).isDirectory() ? undefined : `the working folder ${dir} is not a folder`;
+  } catch {
+    return `the working folder ${dir} does not exist`;
+  }
+}
