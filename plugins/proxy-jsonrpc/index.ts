@@ -1,6 +1,87 @@
-import { definePlugin, type Plugin } from '../../core/index.js';
+import { ANONYMOUS, CHANNELS, EVENT_STREAMS, definePlugin, type Plugin } from '../../core/index.js';
+import { Channels } from './channels.js';
+import { Dispatcher, withTimeout } from './dispatcher.js';
+import { InstancePool } from './instance-pool.js';
+import { StreamableHttpEndpoint } from './streamable-http.js';
+import { ToolRoutes } from './tool-routes.js';
 
-// placeholder: replaced by the real plugin
-export function proxyJsonRpc(_options: Record<string, unknown> = {}): Plugin {
-  return definePlugin({ name: 'proxy-jsonrpc', register() {} });
+export interface ProxyOptions {
+  /** a call the server does not answer ends in a JSON-RPC error after this long (default 60 s) */
+  callTimeoutMs?: number;
+  /** how long the server has to answer the gateway's initialize (default 30 s) */
+  handshakeTimeoutMs?: number;
+  /** calls that may wait for a starting server (default 10,000) */
+  maxQueued?: number;
+  /** most processes per server for distinct tokens or sessions (default 32) */
+  maxInstances?: number;
+  /** a token's or session's process stops after this long without calls (default 10 min) */
+  instanceIdleMs?: number;
+  /** a session without calls or an open stream expires after this long (default 30 min) */
+  sessionIdleMs?: number;
+  /** most sessions at once; beyond, the least recently seen ends (default 10,000) */
+  maxSessions?: number;
+}
+
+/**
+ * `/{name}/mcp`: Streamable HTTP and bare JSON-RPC calls, proxied to each server through the transports,
+ * with id rewriting, session routing and timeouts. Provides CHANNELS for other client-facing transports.
+ */
+export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
+  return definePlugin({
+    name: 'proxy-jsonrpc',
+    after: ['transport-sse'],
+    register(api) {
+      const dispatcher = new Dispatcher(
+        api.servers,
+        api.transports,
+        {
+          callTimeoutMs: options.callTimeoutMs ?? 60_000,
+          handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
+          maxQueued: options.maxQueued ?? 10_000,
+          maxInstances: options.maxInstances ?? 32,
+          instanceIdleMs: options.instanceIdleMs ?? 10 * 60_000,
+          sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
+          maxSessions: options.maxSessions ?? 10_000,
+          clientInfo: { name: 'fluidmcp', version: '0.1.0' },
+        },
+        api.log,
+      );
+      const channels = new Channels(dispatcher);
+      api.provide(CHANNELS, channels);
+      const endpoint = new StreamableHttpEndpoint(dispatcher, () => api.tryResolve(EVENT_STREAMS));
+      const tools = new ToolRoutes(channels);
+
+      api.route({ method: 'POST', path: '/:name/mcp', guard: 'name', handler: (ctx) => endpoint.post(ctx) });
+      api.route({ method: 'GET', path: '/:name/mcp', guard: 'name', handler: (ctx) => endpoint.get(ctx) });
+      api.route({ method: 'DELETE', path: '/:name/mcp', guard: 'name', readBody: false, handler: (ctx) => endpoint.delete(ctx) });
+      api.route({ method: 'GET', path: '/:name/mcp/tools/list', guard: 'name', handler: (ctx) => tools.list(ctx) });
+      api.route({ method: 'POST', path: '/:name/mcp/tools/call', guard: 'name', handler: (ctx) => tools.call(ctx) });
+
+      api.addHealth((server) => {
+        const instances = dispatcher.pool.instancesOf(server.name);
+        const shared = dispatcher.pool.peek(InstancePool.keyOf(server, ANONYMOUS));
+        const out: Record<string, unknown> = { processes: instances.length, sessions: dispatcher.sessions.all().filter((s) => s.server === server).length };
+        if (shared) Object.assign(out, shared.status());
+        else if (server.auth) out.state = 'on demand (one process per token)';
+        return out;
+      });
+
+      // servers without auth share one process each: start them now so the first call is fast and failures show
+      api.addHook('onStart', async () => {
+        const starting = api.servers
+          .list()
+          .filter((s) => !s.auth && s.entry.isolation !== 'session')
+          .map((server) =>
+            withTimeout(dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS)).whenReady(), options.handshakeTimeoutMs ?? 30_000, `Server "${server.name}" start`).catch(
+              (err: Error) => api.log.error({ server: server.name, error: err.message }, 'server is not ready; the gateway serves the others and keeps trying'),
+            ),
+          );
+        await Promise.all(starting);
+      });
+      api.addHook('preClose', () => {
+        for (const s of dispatcher.sessions.all()) s.stream?.close('gateway stopping');
+      });
+      api.addHook('onClose', () => dispatcher.stop());
+    },
+  });
 }

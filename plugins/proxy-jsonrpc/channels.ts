@@ -1,0 +1,101 @@
+import { errors, type ChannelBroker, type ClientChannel, type Identity, type JsonObject } from '../../core/index.js';
+import type { Dispatcher } from './dispatcher.js';
+import { errorResponse, INVALID_REQUEST, kindOf, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import type { CallSink } from './server-instance.js';
+import type { Session } from './sessions.js';
+
+/** A call whose messages all go to one function (a channel session, or a single call's callbacks). */
+class FunctionSink implements CallSink {
+  constructor(
+    readonly session: Session | undefined,
+    private readonly onResponse: (m: JsonObject) => void,
+    private readonly onOther: ((m: JsonObject) => void) | undefined,
+  ) {}
+  response(message: JsonObject): void {
+    this.onResponse(message);
+  }
+  notification(message: JsonObject): void {
+    if (this.onOther) this.onOther(message);
+    else this.session?.push(message);
+  }
+  request(message: JsonObject): boolean {
+    if (this.onOther) {
+      this.onOther(message);
+      return true;
+    }
+    return this.session?.push(message) ?? false;
+  }
+}
+
+/** The CHANNELS token: lets other plugins (the SSE transports) talk to servers as clients do. */
+export class Channels implements ChannelBroker {
+  constructor(private readonly dispatcher: Dispatcher) {}
+
+  async open(serverName: string, identity: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void): Promise<ClientChannel> {
+    const server = this.dispatcher.server(serverName);
+    const dispatcher = this.dispatcher;
+    let session: Session | undefined;
+    let closed = false;
+    const channel: ClientChannel = {
+      get id() {
+        return session?.id ?? 'uninitialized';
+      },
+      send(message: JsonObject): void {
+        if (closed) return;
+        const kind = kindOf(message);
+        if (kind === 'invalid') {
+          onMessage(errorResponse(null, INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "method"'));
+          return;
+        }
+        if (kind === 'request' && message.method === 'initialize') {
+          dispatcher.initialize(server, identity, message, (m) => onMessage(m)).then(
+            (opened) => {
+              if (closed) {
+                dispatcher.endSession(opened.session);
+                return;
+              }
+              session = opened.session;
+              onMessage(opened.response);
+            },
+            (err: Error) => onMessage(errorResponse(message.id, SERVER_UNAVAILABLE, err.message)),
+          );
+          return;
+        }
+        if (kind === 'notification') dispatcher.notification(server, identity, session, message);
+        else if (kind === 'response') dispatcher.response(session, message);
+        else dispatcher.request(server, identity, session, message, new FunctionSink(session, onMessage, session ? undefined : onMessage));
+      },
+      close(): void {
+        if (closed) return;
+        closed = true;
+        if (session) dispatcher.endSession(session);
+        onClose?.();
+      },
+    };
+    return channel;
+  }
+
+  call(serverName: string, identity: Identity, request: JsonObject, onNotification?: (message: JsonObject) => void, signal?: AbortSignal): Promise<JsonObject> {
+    const server = this.dispatcher.server(serverName);
+    if (kindOf(request) !== 'request') return Promise.reject(errors.FMCP_ERR_BAD_REQUEST('Invalid Request: expected a JSON-RPC 2.0 request with "method" and "id"'));
+    return new Promise((resolve) => {
+      let done = false;
+      const sink = new FunctionSink(
+        undefined,
+        (m) => {
+          done = true;
+          resolve(m);
+        },
+        (m) => onNotification?.(m),
+      );
+      const cancel = this.dispatcher.request(server, identity, undefined, request, sink);
+      signal?.addEventListener('abort', () => {
+        if (!done) {
+          done = true;
+          cancel('client disconnected');
+          resolve(errorResponse(request.id, INVALID_REQUEST, 'cancelled'));
+        }
+      }, { once: true });
+    });
+  }
+}

@@ -1,0 +1,128 @@
+import {
+  errors,
+  type Identity,
+  type JsonObject,
+  type Logger,
+  type ServerCatalog,
+  type ServerDefinition,
+  type StrategyRegistry,
+  type TransportFactory,
+} from '../../core/index.js';
+import { InstancePool, type PoolOptions } from './instance-pool.js';
+import { errorResponse, isObject, negotiateVersion, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import type { CallSink, ServerInstance } from './server-instance.js';
+import { newSessionId, Session, SessionStore } from './sessions.js';
+
+export interface DispatcherOptions extends PoolOptions {
+  readonly sessionIdleMs: number;
+  readonly maxSessions: number;
+}
+
+/**
+ * What every client-facing transport shares: sessions, the instance pool, and the handling of each kind
+ * of client message. The HTTP endpoint and the channel broker are thin layers over it.
+ */
+export class Dispatcher {
+  readonly pool: InstancePool;
+  readonly sessions: SessionStore;
+
+  constructor(
+    readonly catalog: ServerCatalog,
+    transports: StrategyRegistry<TransportFactory>,
+    private readonly options: DispatcherOptions,
+    private readonly log: Logger,
+  ) {
+    this.sessions = new SessionStore(options.sessionIdleMs, options.maxSessions, (s) => this.endSession(s));
+    this.pool = new InstancePool(transports, options, log, (_server, key) => ({
+      fallbackSessions: () => this.sessions.ofInstance(key),
+      broadcast: (message) => {
+        for (const s of this.sessions.ofInstance(key)) s.push(message);
+      },
+    }));
+  }
+
+  server(name: string): ServerDefinition {
+    const server = this.catalog.get(name);
+    if (!server) throw errors.FMCP_ERR_UNKNOWN_SERVER(name, this.catalog.list().map((s) => `"${s.name}"`).join(', ') || 'no packages');
+    return server;
+  }
+
+  instanceFor(server: ServerDefinition, identity: Identity, session?: Session): ServerInstance {
+    const key = session ? session.instanceKey : InstancePool.keyOf(server, identity);
+    return this.pool.get(server, identity, key);
+  }
+
+  /** Answers initialize from the server's kept answer and opens a session. */
+  async initialize(server: ServerDefinition, identity: Identity, message: JsonObject, channel?: (m: JsonObject) => void): Promise<{ session: Session; response: JsonObject }> {
+    const params = isObject(message.params) ? message.params : {};
+    const id = newSessionId();
+    const key = InstancePool.keyOf(server, identity, id);
+    const instance = this.pool.get(server, identity, key);
+    await withTimeout(instance.whenReady(), this.options.handshakeTimeoutMs, `Server "${server.name}" did not become ready`);
+    const version = negotiateVersion(params.protocolVersion, instance.serverVersion);
+    const session = new Session(id, server, identity, version, key, channel);
+    this.sessions.add(session);
+    const response: JsonObject = { jsonrpc: '2.0', id: message.id, result: { ...instance.initResult, protocolVersion: version } };
+    return { session, response };
+  }
+
+  /** Sends a client request; returns a function that cancels it. */
+  request(server: ServerDefinition, identity: Identity, session: Session | undefined, message: JsonObject, sink: CallSink): (reason: string) => void {
+    if (session) session.lastSeen = Date.now();
+    let instance: ServerInstance;
+    try {
+      instance = this.instanceFor(server, identity, session);
+    } catch (err) {
+      sink.response(errorResponse(message.id, SERVER_UNAVAILABLE, (err as Error).message));
+      return () => undefined;
+    }
+    const id = instance.call(message, sink);
+    return (reason) => instance.cancel(id, reason);
+  }
+
+  /** A client notification: most go to the server; a few are the gateway's own business. */
+  notification(server: ServerDefinition, identity: Identity, session: Session | undefined, message: JsonObject): void {
+    if (session) session.lastSeen = Date.now();
+    if (message.method === 'notifications/initialized') return; // the gateway did the server's handshake itself
+    const instance = session ? this.pool.peek(session.instanceKey) : this.pool.peek(InstancePool.keyOf(server, identity));
+    if (!instance) return;
+    if (message.method === 'notifications/cancelled') {
+      const params = isObject(message.params) ? message.params : undefined;
+      const id = params ? instance.findCall(session, params.requestId) : undefined;
+      if (id !== undefined) instance.cancel(id, typeof params?.reason === 'string' ? params.reason : 'cancelled by the client');
+      return;
+    }
+    instance.notify(message);
+  }
+
+  /** A client's answer to a server request. */
+  response(session: Session | undefined, message: JsonObject): void {
+    if (!session) return;
+    session.lastSeen = Date.now();
+    const instance = this.pool.peek(session.instanceKey);
+    if (!instance?.answer(message.id, message, session)) {
+      this.log.debug({ server: session.server.name }, 'dropped a client response to an unknown server request');
+    }
+  }
+
+  endSession(session: Session): void {
+    this.sessions.delete(session);
+    const instance = this.pool.peek(session.instanceKey);
+    instance?.dropSession(session);
+    if (session.server.entry.isolation === 'session') void this.pool.release(session.instanceKey);
+  }
+
+  async stop(): Promise<void> {
+    this.sessions.stop();
+    for (const s of this.sessions.all()) this.sessions.delete(s);
+    await this.pool.stopAll();
+  }
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(errors.FMCP_ERR_TIMEOUT(what, ms)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,133 @@
+import { errors, type Identity, type Logger, type ServerDefinition, type StrategyRegistry, type TransportFactory } from '../../core/index.js';
+import { ServerInstance, type InstanceOptions } from './server-instance.js';
+
+export interface PoolOptions {
+  readonly callTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly maxQueued: number;
+  /** most processes per server for distinct identities or sessions */
+  readonly maxInstances: number;
+  /** an identity's or session's process stops after this long without calls */
+  readonly instanceIdleMs: number;
+  readonly clientInfo: { name: string; version: string };
+}
+
+type Hooks = Pick<InstanceOptions, 'fallbackSessions' | 'broadcast'>;
+
+/**
+ * Server instances by server and identity: one shared instance per server for anonymous callers, one per
+ * identity (token hash) or per session otherwise, capped and stopped when idle.
+ */
+export class InstancePool {
+  private readonly instances = new Map<string, ServerInstance>();
+  private readonly perServer = new Map<string, Set<string>>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly transports: StrategyRegistry<TransportFactory>,
+    private readonly options: PoolOptions,
+    private readonly log: Logger,
+    private readonly hooksFor: (server: ServerDefinition, key: string) => Hooks,
+  ) {}
+
+  /** The key of the instance that serves this caller. */
+  static keyOf(server: ServerDefinition, identity: Identity, sessionId?: string): string {
+    if (server.entry.isolation === 'session' && sessionId) return `${server.name}\u0000session:${sessionId}`;
+    return `${server.name}\u0000${identity.key}`;
+  }
+
+  peek(key: string): ServerInstance | undefined {
+    return this.instances.get(key);
+  }
+
+  /** The instance for this key, started on first use. */
+  get(server: ServerDefinition, identity: Identity, key: string): ServerInstance {
+    const found = this.instances.get(key);
+    if (found && found.state !== 'failed' && found.state !== 'stopped') return found;
+    if (found?.state === 'failed' && identity.key === 'shared' && server.entry.isolation !== 'session') return found;
+    if (found) this.remove(key, found);
+    if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, 'the gateway is stopping');
+    const shared = key === `${server.name}\u0000shared`;
+    if (!shared) this.makeRoom(server);
+    const factory = this.transports.get(server.transport);
+    if (!factory) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `no transport "${server.transport}"`);
+    const label = shared ? server.name : `${server.name}#${key.slice(server.name.length + 1, server.name.length + 13)}`;
+    const log = this.log.child({ server: label });
+    const upstream = factory.create({ server, env: identity.env, label, log });
+    const instance = new ServerInstance({ name: server.name, upstream, log, ...this.options, ...this.hooksFor(server, key) });
+    this.instances.set(key, instance);
+    if (!shared) {
+      const set = this.perServer.get(server.name) ?? new Set();
+      set.add(key);
+      this.perServer.set(server.name, set);
+      this.ensureIdleSweep();
+    }
+    instance.start().catch((err: Error) => log.error({ error: err.message }, 'server did not start'));
+    return instance;
+  }
+
+  instancesOf(serverName: string): ServerInstance[] {
+    const out: ServerInstance[] = [];
+    for (const [key, instance] of this.instances) if (key.startsWith(`${serverName}\u0000`)) out.push(instance);
+    return out;
+  }
+
+  /** Stops the instance of a session with `isolation: "session"`. */
+  async release(key: string): Promise<void> {
+    const instance = this.instances.get(key);
+    if (instance) {
+      this.remove(key, instance);
+      await instance.stop();
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.idleTimer);
+    const all = [...this.instances.values()];
+    this.instances.clear();
+    this.perServer.clear();
+    await Promise.all(all.map((i) => i.stop().catch(() => undefined)));
+  }
+
+  private remove(key: string, instance: ServerInstance): void {
+    if (this.instances.get(key) === instance) this.instances.delete(key);
+    for (const set of this.perServer.values()) set.delete(key);
+  }
+
+  /** Beyond the cap, the least recently used idle instance of this server stops. */
+  private makeRoom(server: ServerDefinition): void {
+    const keys = this.perServer.get(server.name);
+    if (!keys || keys.size < this.options.maxInstances) return;
+    let victim: [string, ServerInstance] | undefined;
+    for (const key of keys) {
+      const instance = this.instances.get(key);
+      if (!instance || instance.inFlight > 0) continue;
+      if (!victim || instance.lastUsed < victim[1].lastUsed) victim = [key, instance];
+    }
+    if (!victim) {
+      throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `all ${this.options.maxInstances} of its processes are busy with other callers; retry shortly`);
+    }
+    this.remove(victim[0], victim[1]);
+    void victim[1].stop();
+  }
+
+  private ensureIdleSweep(): void {
+    if (this.idleTimer) return;
+    const every = Math.max(100, Math.min(30_000, Math.floor(this.options.instanceIdleMs / 2)));
+    this.idleTimer = setInterval(() => {
+      const now = Date.now();
+      for (const keys of this.perServer.values()) {
+        for (const key of keys) {
+          const instance = this.instances.get(key);
+          if (instance && instance.inFlight === 0 && now - instance.lastUsed > this.options.instanceIdleMs) {
+            this.remove(key, instance);
+            void instance.stop();
+          }
+        }
+      }
+    }, every);
+    this.idleTimer.unref();
+  }
+}

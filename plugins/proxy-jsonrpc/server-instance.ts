@@ -1,0 +1,418 @@
+import type { JsonObject, Logger, Upstream, UpstreamStatus } from '../../core/index.js';
+import {
+  errorResponse,
+  INTERNAL_ERROR,
+  isObject,
+  LATEST_VERSION,
+  METHOD_NOT_FOUND,
+  REQUEST_TIMEOUT,
+  SERVER_UNAVAILABLE,
+} from './jsonrpc.js';
+
+/** Where the messages of one call go: its response, and the notifications and requests it causes. */
+export interface CallSink {
+  /** the client session the call belongs to, if any */
+  readonly session: SessionLike | undefined;
+  /** the final response, with the client's id restored; called exactly once */
+  response(message: JsonObject): void;
+  /** a notification caused by this call (progress, logging) */
+  notification(message: JsonObject): void;
+  /** a server-to-client request caused by this call; false when this call cannot carry it */
+  request(message: JsonObject): boolean;
+}
+
+/** What the instance needs of a client session. */
+export interface SessionLike {
+  readonly id: string;
+  /** delivers a message on the session's own stream; false when it has none */
+  push(message: JsonObject): boolean;
+  /** tracks a server request sent to this session, so its end can answer it */
+  readonly serverRequests: Set<string>;
+}
+
+interface PendingCall {
+  readonly clientId: unknown;
+  readonly sink: CallSink;
+  readonly deadline: number;
+  readonly progressToken: unknown;
+}
+
+interface ServerRequest {
+  readonly serverId: unknown;
+  readonly session: SessionLike;
+}
+
+export interface InstanceOptions {
+  readonly name: string;
+  readonly upstream: Upstream;
+  readonly log: Logger;
+  readonly callTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly maxQueued: number;
+  readonly clientInfo: { name: string; version: string };
+  /** sessions to try for a server request when no call in flight can carry it, most recent first */
+  readonly fallbackSessions: () => Iterable<SessionLike>;
+  /** sessions that get list-changed and other broadcast notifications */
+  readonly broadcast: (message: JsonObject) => void;
+}
+
+export type InstanceState = 'starting' | 'ready' | 'down' | 'failed' | 'stopped';
+
+const BROADCAST = new Set([
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+  'notifications/resources/updated',
+]);
+
+/**
+ * One server process (or remote connection) and the calls in flight to it. Ids are rewritten to the
+ * instance's own counter on the way in and restored on the way out, so clients that reuse ids never
+ * see each other's answers. Progress tokens are rewritten the same way.
+ */
+export class ServerInstance {
+  state: InstanceState = 'starting';
+  lastUsed = Date.now();
+  /** the server's answer to the gateway's own initialize */
+  initResult: JsonObject | undefined;
+  serverVersion: string = LATEST_VERSION;
+
+  private nextId = 1;
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly serverRequests = new Map<string, ServerRequest>();
+  private nextServerRequest = 1;
+  private queue: (() => void)[] = [];
+  private handshakeId = 0;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private lastError: string | undefined;
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  constructor(private readonly options: InstanceOptions) {}
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  status(): UpstreamStatus & { inFlight: number; ready: boolean } {
+    const s = this.options.upstream.status;
+    return { ...s, lastError: s.lastError ?? this.lastError, inFlight: this.pending.size, ready: this.state === 'ready' };
+  }
+
+  start(): Promise<void> {
+    const done = this.whenReady();
+    this.options.upstream
+      .start({
+        message: (m) => this.onServerMessage(m),
+        up: () => this.handshake(),
+        down: (err, willRetry) => this.onDown(err, willRetry),
+      })
+      .catch((err: Error) => this.onDown(err, false));
+    return done;
+  }
+
+  /** Resolves once the handshake is done; rejects if the server fails for good. */
+  whenReady(): Promise<void> {
+    if (this.state === 'ready') return Promise.resolve();
+    if (this.state === 'failed' || this.state === 'stopped') return Promise.reject(new Error(this.unavailableReason()));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.failAll('the gateway is stopping this server');
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.sweepTimer);
+    await this.options.upstream.stop();
+  }
+
+  /** Sends a client request; its response and related messages go to `sink`. */
+  call(message: JsonObject, sink: CallSink): number {
+    this.lastUsed = Date.now();
+    const id = this.nextId++;
+    const clientId = message.id;
+    let progressToken: unknown;
+    const params = message.params;
+    if (isObject(params) && isObject(params._meta) && params._meta.progressToken !== undefined) {
+      progressToken = params._meta.progressToken;
+      params._meta.progressToken = id;
+    }
+    message.id = id;
+    this.pending.set(id, { clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken });
+    this.ensureSweep();
+    if (this.state === 'ready') this.write(message, id);
+    else this.enqueue(() => this.write(message, id), id);
+    return id;
+  }
+
+  /** The client gave up on a call (disconnect, cancel): forget it and tell the server. */
+  cancel(id: number, reason: string): void {
+    if (!this.pending.delete(id)) return;
+    if (this.state === 'ready') this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } });
+  }
+
+  /** Finds the instance id of a session's call by the client's id (for notifications/cancelled). */
+  findCall(session: SessionLike | undefined, clientId: unknown): number | undefined {
+    for (const [id, call] of this.pending) if (call.sink.session === session && call.clientId === clientId) return id;
+    return undefined;
+  }
+
+  /** Forwards a client notification that the server should see. */
+  notify(message: JsonObject): void {
+    this.lastUsed = Date.now();
+    if (this.state === 'ready') this.sendQuietly(message);
+    else this.enqueue(() => this.sendQuietly(message));
+  }
+
+  /** A client's answer to a server request: restores the server's id. False when the request is unknown. */
+  answer(gatewayId: unknown, message: JsonObject, session: SessionLike): boolean {
+    if (typeof gatewayId !== 'string') return false;
+    const req = this.serverRequests.get(gatewayId);
+    if (!req || req.session !== session) return false;
+    this.serverRequests.delete(gatewayId);
+    session.serverRequests.delete(gatewayId);
+    message.id = req.serverId;
+    this.sendQuietly(message);
+    return true;
+  }
+
+  /** A session ended: answer the server requests it still held. */
+  dropSession(session: SessionLike): void {
+    for (const gatewayId of session.serverRequests) {
+      const req = this.serverRequests.get(gatewayId);
+      if (!req) continue;
+      this.serverRequests.delete(gatewayId);
+      this.sendQuietly(errorResponse(req.serverId, INTERNAL_ERROR, 'The client session ended before it answered'));
+    }
+    session.serverRequests.clear();
+    for (const [id, call] of this.pending) if (call.sink.session === session) this.cancel(id, 'client session ended');
+  }
+
+  private write(message: JsonObject, id: number): void {
+    if (!this.pending.has(id)) return; // cancelled while queued
+    try {
+      this.options.upstream.send(message);
+    } catch (err) {
+      this.settle(id, (clientId) => errorResponse(clientId, SERVER_UNAVAILABLE, (err as Error).message));
+    }
+  }
+
+  private sendQuietly(message: JsonObject): void {
+    try {
+      this.options.upstream.send(message);
+    } catch (err) {
+      this.options.log.debug({ error: (err as Error).message }, 'could not forward a message: server not up');
+    }
+  }
+
+  private enqueue(fn: () => void, id?: number): void {
+    if (this.state === 'failed' || this.state === 'stopped') {
+      if (id !== undefined) this.settle(id, (clientId) => errorResponse(clientId, SERVER_UNAVAILABLE, this.unavailableReason()));
+      return;
+    }
+    if (this.queue.length >= this.options.maxQueued) {
+      if (id !== undefined) this.settle(id, (clientId) => errorResponse(clientId, SERVER_UNAVAILABLE, `Server "${this.options.name}" is starting and ${this.queue.length} calls already wait for it: try again shortly`));
+      return;
+    }
+    this.queue.push(fn);
+  }
+
+  private unavailableReason(): string {
+    const why = this.options.upstream.status.lastError ?? this.lastError ?? 'it is not running';
+    return this.state === 'stopped' ? `Server "${this.options.name}" was stopped` : `Server "${this.options.name}" is unavailable: ${why}`;
+  }
+
+  private handshake(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'starting';
+    const id = this.nextId++;
+    this.handshakeId = id;
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = setTimeout(() => {
+      this.lastError = `it did not answer initialize within ${this.options.handshakeTimeoutMs} ms`;
+      this.options.log.error({ server: this.options.name }, this.lastError);
+      this.failAll(`Server "${this.options.name}" ${this.lastError}`);
+    }, this.options.handshakeTimeoutMs);
+    this.sendQuietly({
+      jsonrpc: '2.0',
+      id,
+      method: 'initialize',
+      params: {
+        protocolVersion: LATEST_VERSION,
+        capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
+        clientInfo: this.options.clientInfo,
+      },
+    });
+  }
+
+  private onHandshakeAnswer(message: JsonObject): void {
+    clearTimeout(this.handshakeTimer);
+    this.handshakeId = 0;
+    if (!isObject(message.result)) {
+      const error = isObject(message.error) ? String(message.error.message) : 'no result';
+      this.lastError = `it refused initialize: ${error}`;
+      this.options.log.error({ server: this.options.name, error }, 'server refused initialize');
+      this.failAll(`Server "${this.options.name}" ${this.lastError}`);
+      return;
+    }
+    this.initResult = message.result;
+    if (typeof message.result.protocolVersion === 'string') this.serverVersion = message.result.protocolVersion;
+    this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    this.state = 'ready';
+    this.lastError = undefined;
+    const queue = this.queue;
+    this.queue = [];
+    for (const fn of queue) fn();
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  private onDown(err: Error, willRetry: boolean): void {
+    if (this.state === 'stopped') return;
+    clearTimeout(this.handshakeTimer);
+    this.lastError = err.message;
+    this.state = willRetry ? 'down' : 'failed';
+    const reason = willRetry ? `${err.message}; it is restarting, retry the call` : `${err.message}; it is not restarted`;
+    this.failAll(`Server "${this.options.name}" stopped: ${reason}`);
+    this.serverRequests.clear();
+    if (!willRetry) {
+      const waiters = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of waiters) w.reject(new Error(this.unavailableReason()));
+    }
+  }
+
+  /** Fails every call in flight and every queued one at once. */
+  private failAll(message: string): void {
+    const calls = [...this.pending.keys()];
+    for (const id of calls) this.settle(id, (clientId) => errorResponse(clientId, SERVER_UNAVAILABLE, message));
+    // queued calls were in pending too; the rest of the queue is notifications
+    this.queue = [];
+  }
+
+  private settle(id: number, make: (clientId: unknown) => JsonObject): void {
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.pending.delete(id);
+    deliver(call.sink, make(call.clientId), this.options.log);
+  }
+
+  private onServerMessage(message: JsonObject): void {
+    const id = message.id;
+    if (typeof message.method === 'string') {
+      if (id === undefined) this.onServerNotification(message);
+      else this.onServerRequest(message);
+      return;
+    }
+    if (typeof id !== 'number') {
+      this.options.log.debug({ server: this.options.name }, 'dropped a response with an id the gateway never sent');
+      return;
+    }
+    if (id === this.handshakeId) {
+      this.onHandshakeAnswer(message);
+      return;
+    }
+    const call = this.pending.get(id);
+    if (!call) return; // timed out or cancelled: nobody waits for it
+    this.pending.delete(id);
+    message.id = call.clientId;
+    deliver(call.sink, message, this.options.log);
+  }
+
+  private onServerNotification(message: JsonObject): void {
+    const method = message.method as string;
+    if (method === 'notifications/progress') {
+      const params = message.params;
+      const token = isObject(params) ? params.progressToken : undefined;
+      const call = typeof token === 'number' ? this.pending.get(token) : undefined;
+      if (!call || !isObject(params)) return;
+      params.progressToken = call.progressToken;
+      call.sink.notification(message);
+      return;
+    }
+    if (method === 'notifications/cancelled') {
+      // the server gave up on one of its own requests
+      const params = message.params;
+      if (isObject(params)) {
+        for (const [gatewayId, req] of this.serverRequests) {
+          if (req.serverId === params.requestId) {
+            this.serverRequests.delete(gatewayId);
+            req.session.serverRequests.delete(gatewayId);
+            req.session.push({ ...message, params: { ...params, requestId: gatewayId } });
+          }
+        }
+      }
+      return;
+    }
+    if (BROADCAST.has(method)) {
+      this.options.broadcast(message);
+      return;
+    }
+    // logging and other notifications: to the oldest call in flight (stdio cannot say which), else broadcast
+    const oldest = this.pending.values().next().value as PendingCall | undefined;
+    if (oldest) oldest.sink.notification(message);
+    else this.options.broadcast(message);
+  }
+
+  private onServerRequest(message: JsonObject): void {
+    if (message.method === 'ping') {
+      this.sendQuietly({ jsonrpc: '2.0', id: message.id, result: {} });
+      return;
+    }
+    const serverId = message.id;
+    const gatewayId = `fmcp-${this.nextServerRequest++}`;
+    const routed: JsonObject = { ...message, id: gatewayId };
+    // stdio carries no link between a server request and the call that caused it: take the oldest call's session
+    for (const call of this.pending.values()) {
+      const session = call.sink.session;
+      if (!session) continue;
+      this.serverRequests.set(gatewayId, { serverId, session });
+      session.serverRequests.add(gatewayId);
+      if (call.sink.request(routed)) return;
+      this.serverRequests.delete(gatewayId);
+      session.serverRequests.delete(gatewayId);
+    }
+    for (const session of this.options.fallbackSessions()) {
+      this.serverRequests.set(gatewayId, { serverId, session });
+      session.serverRequests.add(gatewayId);
+      if (session.push(routed)) return;
+      this.serverRequests.delete(gatewayId);
+      session.serverRequests.delete(gatewayId);
+    }
+    this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `No connected client can answer ${String(message.method)}: the client needs an open session stream`));
+  }
+
+  private ensureSweep(): void {
+    if (this.sweepTimer) return;
+    const every = Math.max(20, Math.min(1000, Math.floor(this.options.callTimeoutMs / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  /** Calls share one timeout and are kept in send order, so the expired ones are at the front. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, call] of this.pending) {
+      if (call.deadline > now) break;
+      this.settle(id, (clientId) =>
+        errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.options.callTimeoutMs} ms; the call was cancelled`),
+      );
+      if (this.state === 'ready') this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'timed out at the gateway' } });
+    }
+    if (this.pending.size === 0) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+    }
+  }
+}
+
+function deliver(sink: CallSink, message: JsonObject, log: Logger): void {
+  try {
+    sink.response(message);
+  } catch (err) {
+    log.warn({ error: (err as Error).message }, 'could not deliver a response to its client');
+  }
+}
+

@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import type { EventStream, Identity, JsonObject, ServerDefinition } from '../../core/index.js';
+import type { SessionLike } from './server-instance.js';
+
+/** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
+export const newSessionId = (): string => randomBytes(16).toString('hex');
+
+export class Session implements SessionLike {
+  readonly serverRequests = new Set<string>();
+  lastSeen = Date.now();
+  stream: EventStream | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly server: ServerDefinition,
+    readonly identity: Identity,
+    readonly protocolVersion: string,
+    /** the pool key of the instance that serves this session */
+    readonly instanceKey: string,
+    /** set for channel sessions: every message for the client goes here */
+    readonly channel?: (message: JsonObject) => void,
+  ) {}
+
+  push(message: JsonObject): boolean {
+    if (this.channel) {
+      this.channel(message);
+      return true;
+    }
+    const stream = this.stream;
+    if (!stream || stream.closed) return false;
+    return stream.send(JSON.stringify(message), 'message');
+  }
+}
+
+/** Sessions by id, indexed by instance for broadcasts; idle sessions without a stream expire. */
+export class SessionStore {
+  private readonly byId = new Map<string, Session>();
+  private readonly byInstance = new Map<string, Set<Session>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly idleMs: number,
+    private readonly maxSessions: number,
+    private readonly onExpire: (session: Session) => void,
+  ) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  add(session: Session): void {
+    if (this.byId.size >= this.maxSessions) this.evictOldest();
+    this.byId.set(session.id, session);
+    const set = this.byInstance.get(session.instanceKey) ?? new Set();
+    set.add(session);
+    this.byInstance.set(session.instanceKey, set);
+    this.ensureSweep();
+  }
+
+  get(id: string): Session | undefined {
+    return this.byId.get(id);
+  }
+
+  delete(session: Session): void {
+    this.byId.delete(session.id);
+    const set = this.byInstance.get(session.instanceKey);
+    set?.delete(session);
+    if (set?.size === 0) this.byInstance.delete(session.instanceKey);
+    session.stream?.close('session ended');
+  }
+
+  /** Sessions served by one instance, most recently seen first. */
+  ofInstance(key: string): Session[] {
+    const set = this.byInstance.get(key);
+    if (!set) return [];
+    return [...set].sort((a, b) => b.lastSeen - a.lastSeen);
+  }
+
+  all(): Session[] {
+    return [...this.byId.values()];
+  }
+
+  stop(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  private evictOldest(): void {
+    let oldest: Session | undefined;
+    for (const s of this.byId.values()) if (!oldest || s.lastSeen < oldest.lastSeen) oldest = s;
+    if (oldest) this.onExpire(oldest);
+  }
+
+  private ensureSweep(): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => {
+      const now = Date.now();
+      for (const s of this.byId.values()) {
+        if (now - s.lastSeen > this.idleMs && !s.channel && (!s.stream || s.stream.closed)) this.onExpire(s);
+      }
+    }, Math.max(50, Math.min(60_000, Math.floor(this.idleMs / 2))));
+    this.sweepTimer.unref();
+  }
+}

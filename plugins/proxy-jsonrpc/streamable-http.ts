@@ -1,0 +1,286 @@
+import {
+
+  sendJson,
+  type EventStream,
+  type EventStreamFactory,
+  type JsonObject,
+  type RequestContext,
+  type ServerDefinition,
+} from '../../core/index.js';
+import type { Dispatcher } from './dispatcher.js';
+import {
+  BATCH_VERSION,
+  errorResponse,
+  INVALID_REQUEST,
+  isObject,
+  kindOf,
+  PARSE_ERROR,
+  SERVER_UNAVAILABLE,
+  SUPPORTED_VERSIONS,
+} from './jsonrpc.js';
+import type { CallSink } from './server-instance.js';
+import type { Session } from './sessions.js';
+
+interface Accepts {
+  readonly json: boolean;
+  readonly sse: boolean;
+}
+
+function accepts(header: string | undefined): Accepts {
+  if (!header) return { json: true, sse: false };
+  const h = header.toLowerCase();
+  const any = h.includes('*/*') || h.includes('application/*');
+  return { json: any || h.includes('application/json'), sse: h.includes('text/event-stream') };
+}
+
+/** Answers one call over HTTP: plain JSON, or an SSE stream once the call has something to stream. */
+class HttpCallSink implements CallSink {
+  done = false;
+  private stream: EventStream | undefined;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    readonly session: Session | undefined,
+    private readonly accept: Accepts,
+    private readonly streams: EventStreamFactory | undefined,
+    private readonly headers: Record<string, string> | undefined,
+  ) {}
+
+  response(message: JsonObject): void {
+    if (this.done) return;
+    this.done = true;
+    if (!this.stream && this.accept.json) {
+      sendJson(this.ctx.res, 200, message, this.headers);
+      return;
+    }
+    if (this.openStream()) {
+      this.stream!.send(JSON.stringify(message), 'message');
+      this.stream!.close();
+    } else {
+      sendJson(this.ctx.res, 200, message, this.headers);
+    }
+  }
+
+  notification(message: JsonObject): void {
+    if (this.done) return;
+    if (this.openStream()) this.stream!.send(JSON.stringify(message), 'message');
+    else this.session?.push(message);
+  }
+
+  request(message: JsonObject): boolean {
+    if (this.done) return false;
+    if (this.openStream()) return this.stream!.send(JSON.stringify(message), 'message');
+    return this.session?.push(message) ?? false;
+  }
+
+  private openStream(): boolean {
+    if (this.stream) return !this.stream.closed;
+    if (!this.accept.sse || !this.streams || this.ctx.res.headersSent) return false;
+    this.stream = this.streams.open(this.ctx.res, { headers: this.headers });
+    return true;
+  }
+}
+
+/** Collects the responses of a batch (2025-03-26) into one JSON array. */
+class BatchSink implements CallSink {
+  private readonly results: JsonObject[] = [];
+  private expected = 0;
+  private sealed = false;
+  constructor(readonly session: Session | undefined, private readonly finish: (results: JsonObject[]) => void) {}
+  expect(): void {
+    this.expected++;
+  }
+  add(message: JsonObject): void {
+    this.results.push(message);
+  }
+  seal(): void {
+    this.sealed = true;
+    this.maybeFinish();
+  }
+  response(message: JsonObject): void {
+    this.results.push(message);
+    this.expected--;
+    this.maybeFinish();
+  }
+  notification(message: JsonObject): void {
+    this.session?.push(message);
+  }
+  request(message: JsonObject): boolean {
+    return this.session?.push(message) ?? false;
+  }
+  private maybeFinish(): void {
+    if (this.sealed && this.expected === 0) this.finish(this.results);
+  }
+}
+
+/** `/{name}/mcp`: the Streamable HTTP transport, and the seed's bare JSON-RPC calls without a session. */
+export class StreamableHttpEndpoint {
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly streams: () => EventStreamFactory | undefined,
+  ) {}
+
+  async post(ctx: RequestContext): Promise<void> {
+    const server = this.dispatcher.server(ctx.params.name!);
+    const { req, res } = ctx;
+    const contentType = req.headers['content-type'];
+    if (contentType !== undefined && !contentType.toLowerCase().startsWith('application/json')) {
+      sendJson(res, 415, errorResponse(null, INVALID_REQUEST, `Unsupported Content-Type "${contentType}": send the JSON-RPC message as application/json`));
+      return;
+    }
+    const accept = accepts(req.headers.accept);
+    if (!accept.json && !accept.sse) {
+      sendJson(res, 406, errorResponse(null, INVALID_REQUEST, 'Not Acceptable: the Accept header must allow application/json or text/event-stream'));
+      return;
+    }
+    const version = req.headers['mcp-protocol-version'];
+    if (typeof version === 'string' && !(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+      sendJson(res, 400, errorResponse(null, INVALID_REQUEST, `Unsupported MCP-Protocol-Version "${version}": supported are ${SUPPORTED_VERSIONS.join(', ')}`));
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(ctx.body!.toString('utf8'));
+    } catch (err) {
+      sendJson(res, 400, errorResponse(null, PARSE_ERROR, `Parse error: the body is not valid JSON (${(err as Error).message})`));
+      return;
+    }
+    const session = this.sessionOf(ctx, server);
+    if (session === null) return;
+    if (Array.isArray(body)) {
+      this.batch(ctx, server, session, body, typeof version === 'string' ? version : undefined);
+      return;
+    }
+    await this.single(ctx, server, session, body, accept);
+  }
+
+  private async single(ctx: RequestContext, server: ServerDefinition, session: Session | undefined, message: unknown, accept: Accepts): Promise<void> {
+    const { res } = ctx;
+    switch (kindOf(message)) {
+      case 'invalid': {
+        const id = isObject(message) ? message.id : null;
+        sendJson(res, 400, errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "method" (and "id" for a request)'));
+        return;
+      }
+      case 'notification':
+        this.dispatcher.notification(server, ctx.identity, session, message as JsonObject);
+        res.writeHead(202).end();
+        return;
+      case 'response':
+        this.dispatcher.response(session, message as JsonObject);
+        res.writeHead(202).end();
+        return;
+      case 'request':
+        break;
+    }
+    const request = message as JsonObject;
+    if (request.method === 'initialize') {
+      await this.initialize(ctx, server, request, accept);
+      return;
+    }
+    const sink = new HttpCallSink(ctx, session, accept, this.streams(), undefined);
+    const cancel = this.dispatcher.request(server, ctx.identity, session, request, sink);
+    if (!sink.done) {
+      res.once('close', () => {
+        if (!sink.done) {
+          sink.done = true;
+          cancel('client disconnected');
+        }
+      });
+    }
+  }
+
+  private async initialize(ctx: RequestContext, server: ServerDefinition, request: JsonObject, accept: Accepts): Promise<void> {
+    let opened: Awaited<ReturnType<Dispatcher['initialize']>>;
+    try {
+      opened = await this.dispatcher.initialize(server, ctx.identity, request);
+    } catch (err) {
+      sendJson(ctx.res, 200, errorResponse(request.id, SERVER_UNAVAILABLE, (err as Error).message));
+      return;
+    }
+    const headers = { 'mcp-session-id': opened.session.id };
+    const sink = new HttpCallSink(ctx, opened.session, accept, this.streams(), headers);
+    sink.response(opened.response);
+  }
+
+  private batch(ctx: RequestContext, server: ServerDefinition, session: Session | undefined, items: unknown[], headerVersion: string | undefined): void {
+    const version = session?.protocolVersion ?? headerVersion;
+    if (version !== BATCH_VERSION) {
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, `Invalid Request: batches (JSON arrays) exist only in protocol version ${BATCH_VERSION}; this session speaks ${version ?? 'a version without batches'}`));
+      return;
+    }
+    if (items.length === 0) {
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, 'Invalid Request: an empty batch'));
+      return;
+    }
+    const sink = new BatchSink(session, (results) => {
+      if (results.length === 0) ctx.res.writeHead(202).end();
+      else sendJson(ctx.res, 200, results);
+    });
+    for (const item of items) {
+      const kind = kindOf(item);
+      if (kind === 'invalid') sink.add(errorResponse(null, INVALID_REQUEST, 'Invalid Request in batch'));
+      else if (kind === 'notification') this.dispatcher.notification(server, ctx.identity, session, item as JsonObject);
+      else if (kind === 'response') this.dispatcher.response(session, item as JsonObject);
+      else if ((item as JsonObject).method === 'initialize') sink.add(errorResponse((item as JsonObject).id, INVALID_REQUEST, 'initialize cannot be part of a batch'));
+      else {
+        sink.expect();
+        this.dispatcher.request(server, ctx.identity, session, item as JsonObject, sink);
+      }
+    }
+    sink.seal();
+  }
+
+  get(ctx: RequestContext): void {
+    const server = this.dispatcher.server(ctx.params.name!);
+    const streams = this.streams();
+    if (!streams) {
+      sendJson(ctx.res, 405, errorResponse(null, INVALID_REQUEST, 'This gateway has no server-to-client stream (the transport-sse plugin is not loaded)'), { allow: 'POST, DELETE' });
+      return;
+    }
+    if (!accepts(ctx.req.headers.accept).sse) {
+      sendJson(ctx.res, 406, errorResponse(null, INVALID_REQUEST, 'Not Acceptable: GET opens an event stream; send Accept: text/event-stream'));
+      return;
+    }
+    if (ctx.req.headers['mcp-session-id'] === undefined) {
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, 'Bad Request: GET needs the Mcp-Session-Id header of an initialized session'));
+      return;
+    }
+    const session = this.sessionOf(ctx, server);
+    if (!session) return;
+    session.stream?.close('replaced by a newer stream');
+    const stream = streams.open(ctx.res);
+    session.stream = stream;
+    session.lastSeen = Date.now();
+    stream.onClose(() => {
+      if (session.stream === stream) session.stream = undefined;
+      session.lastSeen = Date.now();
+    });
+  }
+
+  delete(ctx: RequestContext): void {
+    const server = this.dispatcher.server(ctx.params.name!);
+    if (ctx.req.headers['mcp-session-id'] === undefined) {
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, 'Bad Request: DELETE needs the Mcp-Session-Id header of the session to end'));
+      return;
+    }
+    const session = this.sessionOf(ctx, server);
+    if (!session) return;
+    this.dispatcher.endSession(session);
+    ctx.res.writeHead(204).end();
+  }
+
+  /** The session named by the header: undefined without a header, null (already answered 404) when unknown. */
+  private sessionOf(ctx: RequestContext, server: ServerDefinition): Session | undefined | null {
+    const id = ctx.req.headers['mcp-session-id'];
+    if (id === undefined) return undefined;
+    const session = typeof id === 'string' ? this.dispatcher.sessions.get(id) : undefined;
+    // a session is bound to its server and its caller: anything else is "not found", never someone else's session
+    if (!session || session.server !== server || session.identity.key !== ctx.identity.key) {
+      sendJson(ctx.res, 404, errorResponse(null, -32001, 'Session not found: it ended or expired; send initialize to start a new one'));
+      return null;
+    }
+    return session;
+  }
+}
+

@@ -1,0 +1,36 @@
+import { sendJson, type JsonObject, type RequestContext } from '../../core/index.js';
+import type { Channels } from './channels.js';
+import { errorResponse, INVALID_REQUEST, isObject } from './jsonrpc.js';
+
+/** The original FluidMCP convenience routes: `GET /{name}/mcp/tools/list`, `POST /{name}/mcp/tools/call`. */
+export class ToolRoutes {
+  private nextId = 1;
+  constructor(private readonly channels: Channels) {}
+
+  async list(ctx: RequestContext): Promise<void> {
+    await this.forward(ctx, 'tools/list', {});
+  }
+
+  async call(ctx: RequestContext): Promise<void> {
+    let body: unknown;
+    try {
+      body = JSON.parse(ctx.body?.toString('utf8') || 'null');
+    } catch {
+      sendJson(ctx.res, 400, errorResponse(null, -32700, 'Parse error: the body is not valid JSON; send {"name": "<tool>", "arguments": {...}}'));
+      return;
+    }
+    if (!isObject(body) || typeof body.name !== 'string' || (body.arguments !== undefined && !isObject(body.arguments))) {
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, 'Invalid body: send {"name": "<tool>", "arguments": {...}}'));
+      return;
+    }
+    await this.forward(ctx, 'tools/call', { name: body.name, arguments: body.arguments ?? {} });
+  }
+
+  private async forward(ctx: RequestContext, method: string, params: JsonObject): Promise<void> {
+    const abort = new AbortController();
+    ctx.res.once('close', () => abort.abort());
+    const response = await this.channels.call(ctx.params.name!, ctx.identity, { jsonrpc: '2.0', id: this.nextId++, method, params }, undefined, abort.signal);
+    if (isObject(response.error)) sendJson(ctx.res, 502, { error: response.error });
+    else sendJson(ctx.res, 200, response.result);
+  }
+}
