@@ -1,6 +1,65 @@
-import { definePlugin, type Plugin } from '../../core/index.js';
+import { definePlugin, MemoryStateStore, PENDING_STATE, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
+import { LoginFlow } from './login-flow.js';
+import { PkceStrategy, STRATEGY_KEY } from './strategy.js';
+import { TokenCheck } from './token-check.js';
 
-// placeholder: replaced by the real plugin
-export function authOAuth2Pkce(_options: Record<string, unknown> = {}): Plugin {
-  return definePlugin({ name: 'auth-oauth2-pkce', register() {} });
+export { challengeS256, createState, createVerifier, tokenKey, VERIFIER_PATTERN } from './pkce.js';
+export { readAuthConfig, type PkceAuthConfig, type TokenEndpointAuthMethod } from './config.js';
+export { SUCCESS_MESSAGE, REFRESH_MESSAGE } from './login-flow.js';
+export { STRATEGY_KEY };
+
+export interface AuthOAuth2PkceOptions {
+  /** how long a started login may take before its callback, ms (default 10 minutes) */
+  pendingLoginTtlMs?: number;
+  /** most logins in flight when this plugin provides the store; beyond it the oldest is dropped (default 1000) */
+  maxPendingLogins?: number;
+  /** bound on each call to a provider's token or validation endpoint, ms (default 10 s) */
+  providerTimeoutMs?: number;
+  /** how long a `validate_url` verdict on a token is reused, ms (default 60 s) */
+  validationCacheMs?: number;
+  /** where client ids and secrets are read from (default process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * OAuth 2.0 authorization code flow with PKCE, hosted by the gateway, for servers whose auth block says
+ * `"type": "oauth2", "flow": "pkce"`. Mounts GET /{name}/auth/login, GET /{name}/auth/callback and
+ * POST /{name}/auth/refresh, and guards the server's routes with `Authorization: Bearer <token>`; the
+ * token reaches the server process as the variable named by `env_var_name`. Tokens are handed to the
+ * client and never kept. Pending logins go to the PENDING_STATE store (an in-memory one unless another
+ * plugin provides it).
+ */
+export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
+  const pendingLoginTtlMs = options.pendingLoginTtlMs ?? 10 * 60_000;
+  const maxPendingLogins = options.maxPendingLogins ?? 1000;
+  const providerTimeoutMs = options.providerTimeoutMs ?? 10_000;
+  const env = options.env ?? process.env;
+
+  return definePlugin({
+    name: 'auth-oauth2-pkce',
+    register(api) {
+      let store: PendingStateStore | undefined;
+      const tokenCheck = new TokenCheck({ cacheMs: options.validationCacheMs ?? 60_000, maxEntries: 1000, timeoutMs: providerTimeoutMs });
+      const publicUrl = (): string => api.kernel.publicUrl();
+      const loginUrl = (server: ServerDefinition): string => `${publicUrl()}/${encodeURIComponent(server.name)}/auth/login`;
+      const strategy = new PkceStrategy(loginUrl, tokenCheck, env, api.log);
+      const routes = new LoginFlow(api.servers, strategy, () => store!, publicUrl, { pendingLoginTtlMs, providerTimeoutMs, env }, api.log);
+
+      api.authStrategies.register(STRATEGY_KEY, strategy, api.name);
+      api.route({ method: 'GET', path: '/:name/auth/login', handler: (ctx) => routes.login(ctx) });
+      api.route({ method: 'GET', path: '/:name/auth/callback', handler: (ctx) => routes.callback(ctx) });
+      api.route({ method: 'POST', path: '/:name/auth/refresh', bodyLimit: 64 * 1024, handler: (ctx) => routes.refresh(ctx) });
+
+      // after every plugin registered, so a plugin that provides a shared store wins over the in-memory one
+      api.addHook('onStart', () => {
+        store = api.tryResolve(PENDING_STATE);
+        if (!store) {
+          store = new MemoryStateStore(maxPendingLogins);
+          api.provide(PENDING_STATE, store);
+        }
+      });
+      api.addHook('onClose', () => tokenCheck.clear());
+      api.addHealth((server) => (server.auth === STRATEGY_KEY ? { login: loginUrl(server) } : {}));
+    },
+  });
 }
