@@ -1,0 +1,201 @@
+import { randomBytes } from 'node:crypto';
+import {
+  CHANNELS,
+  errors,
+  FluidError,
+  sendJson,
+  type ChannelBroker,
+  type ClientChannel,
+  type EventStream,
+  type EventStreamFactory,
+  type JsonObject,
+  type Logger,
+  type PluginApi,
+  type RequestContext,
+} from '../../core/index.js';
+
+interface LegacySession {
+  readonly server: string;
+  readonly identityKey: string;
+  channel: ClientChannel | undefined;
+}
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** JSON-RPC errors answered as plain JSON, before any stream is opened. */
+function rpcError(ctx: RequestContext, status: number, code: number, message: string, id: unknown = null): void {
+  sendJson(ctx.res, status, { jsonrpc: '2.0', id, error: { code, message } });
+}
+
+/** Parses one JSON-RPC message from the body, or answers the client with the JSON-RPC error and returns undefined. */
+function parseMessage(ctx: RequestContext, allowBatch: boolean): JsonObject[] | undefined {
+  const text = ctx.body?.toString('utf8') ?? '';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    rpcError(ctx, 400, -32700, `Parse error: the body of ${ctx.method} ${ctx.path} is not valid JSON (${(err as Error).message})`);
+    return undefined;
+  }
+  const list = Array.isArray(parsed) && allowBatch ? parsed : [parsed];
+  if (list.length === 0 || !list.every(isObject)) {
+    const what = Array.isArray(parsed) ? (allowBatch ? 'an empty batch or one with non-objects' : 'a batch') : 'not an object';
+    rpcError(ctx, 400, -32600, `Invalid Request: expected one JSON-RPC message object, got ${what}`);
+    return undefined;
+  }
+  for (const msg of list) {
+    if (msg.jsonrpc !== undefined && msg.jsonrpc !== '2.0') {
+      rpcError(ctx, 400, -32600, 'Invalid Request: "jsonrpc" must be "2.0"', msg.id ?? null);
+      return undefined;
+    }
+  }
+  return list.map((msg) => (msg.jsonrpc === undefined ? { jsonrpc: '2.0', ...msg } : msg));
+}
+
+/** The routes that serve clients over SSE: POST /:name/sse, and the 2024-11-05 HTTP+SSE transport. */
+export class SseClientRoutes {
+  private readonly sessions = new Map<string, LegacySession>();
+
+  constructor(
+    private readonly api: PluginApi,
+    private readonly streams: EventStreamFactory,
+    private readonly log: Logger,
+  ) {}
+
+  register(): void {
+    this.api.route({ method: 'POST', path: '/:name/sse', guard: 'name', handler: (ctx) => this.streamCall(ctx) });
+    this.api.route({ method: 'GET', path: '/:name/sse', guard: 'name', readBody: false, handler: (ctx) => this.openSession(ctx) });
+    this.api.route({ method: 'POST', path: '/:name/messages', guard: 'name', handler: (ctx) => this.postMessage(ctx) });
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  private serverName(ctx: RequestContext): string {
+    const name = ctx.params.name ?? '';
+    if (!this.api.servers.get(name)) {
+      const known = this.api.servers.list().map((s) => s.name);
+      throw errors.FMCP_ERR_UNKNOWN_SERVER(name, known.length > 0 ? known.join(', ') : 'no servers');
+    }
+    return name;
+  }
+
+  private broker(name: string): ChannelBroker {
+    const broker = this.api.tryResolve(CHANNELS);
+    if (!broker) {
+      throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(name, 'nothing routes calls to servers: the gateway needs the proxy-jsonrpc plugin (kernel.use(proxyJsonRpc()))');
+    }
+    return broker;
+  }
+
+  /** POST /:name/sse: one request in; its notifications, then its response, out as events. */
+  private async streamCall(ctx: RequestContext): Promise<void> {
+    const name = this.serverName(ctx);
+    const broker = this.broker(name);
+    const messages = parseMessage(ctx, false);
+    if (!messages) return;
+    const request = messages[0]!;
+    if (typeof request.method !== 'string') {
+      rpcError(ctx, 400, -32600, 'Invalid Request: "method" must be a string such as "tools/list"', request.id ?? null);
+      return;
+    }
+    if (request.id === undefined || request.id === null) {
+      rpcError(ctx, 400, -32600, `Invalid Request: POST /${name}/sse takes a request with an "id" (a notification has no answer to stream; send it to /${name}/mcp)`);
+      return;
+    }
+    const stream = this.streams.open(ctx.res);
+    const abort = new AbortController();
+    let done = false;
+    stream.onClose(() => {
+      if (!done) abort.abort(new Error('the client closed the stream'));
+    });
+    let response: JsonObject;
+    try {
+      response = await broker.call(name, ctx.identity, request, (notification) => sendMessage(stream, notification), abort.signal);
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      response = {
+        jsonrpc: '2.0',
+        id: request.id,
+        error: { code: -32603, message: (err as Error).message, data: err instanceof FluidError ? { code: err.code } : undefined },
+      };
+      if (!(err instanceof FluidError)) this.log.error({ error: (err as Error).message, method: request.method }, 'streamed call failed');
+    } finally {
+      done = true;
+    }
+    sendMessage(stream, response);
+    stream.close('the response was sent');
+  }
+
+  /** GET /:name/sse: opens an HTTP+SSE session; its first event names where to POST. */
+  private async openSession(ctx: RequestContext): Promise<void> {
+    const name = this.serverName(ctx);
+    const broker = this.broker(name);
+    const sessionId = randomBytes(16).toString('hex');
+    const session: LegacySession = { server: name, identityKey: ctx.identity.key, channel: undefined };
+    let stream: EventStream | undefined;
+    const early: JsonObject[] = [];
+    let channelClosed = false;
+    const channel = await broker.open(
+      name,
+      ctx.identity,
+      (message) => {
+        if (stream) sendMessage(stream, message);
+        else early.push(message);
+      },
+      () => {
+        channelClosed = true;
+        stream?.close('the server channel closed');
+      },
+    );
+    if (ctx.res.destroyed || channelClosed) {
+      channel.close();
+      if (!ctx.res.headersSent && !ctx.res.destroyed) {
+        throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(name, 'the channel to the server closed as it opened; try again');
+      }
+      return;
+    }
+    session.channel = channel;
+    this.sessions.set(sessionId, session);
+    stream = this.streams.open(ctx.res);
+    stream.onClose(() => {
+      this.sessions.delete(sessionId);
+      channel.close();
+    });
+    stream.send(`/${encodeURIComponent(name)}/messages?sessionId=${sessionId}`, 'endpoint');
+    for (const message of early.splice(0)) sendMessage(stream, message);
+  }
+
+  /** POST /:name/messages?sessionId=…: one client message (or a batch) for an HTTP+SSE session. */
+  private postMessage(ctx: RequestContext): void {
+    const name = this.serverName(ctx);
+    const sessionId = ctx.query.get('sessionId');
+    if (!sessionId) {
+      throw errors.FMCP_ERR_BAD_REQUEST(`POST /${name}/messages needs ?sessionId=…: open GET /${name}/sse first and POST to the endpoint its first event names`);
+    }
+    const session = this.sessions.get(sessionId);
+    // a session belongs to the identity that opened it: to anyone else it does not exist
+    if (!session || session.server !== name || session.identityKey !== ctx.identity.key || !session.channel) {
+      throw new FluidError(
+        errors.FMCP_ERR_NOT_FOUND.code,
+        `Unknown session "${sessionId}" for /${name}/messages: it ended or was never opened; open GET /${name}/sse again and use the endpoint it sends`,
+        404,
+      );
+    }
+    const messages = parseMessage(ctx, true);
+    if (!messages) return;
+    ctx.res.writeHead(202, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 8 });
+    ctx.res.end('Accepted');
+    for (const message of messages) session.channel.send(message);
+  }
+
+  closeAll(): void {
+    for (const session of this.sessions.values()) session.channel?.close();
+    this.sessions.clear();
+  }
+}
+
+function sendMessage(stream: EventStream, message: JsonObject): void {
+  stream.send(JSON.stringify(message), 'message');
+}

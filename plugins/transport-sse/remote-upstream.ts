@@ -1,0 +1,626 @@
+import type { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import {
+  errors,
+  type FluidError,
+  type JsonObject,
+  type Logger,
+  type Upstream,
+  type UpstreamListener,
+  type UpstreamOptions,
+  type UpstreamStatus,
+} from '../../core/index.js';
+import { remoteHeaders } from './remote-config.js';
+
+export interface ReconnectSettings {
+  /** first delay before reconnecting, ms */
+  initialDelayMs: number;
+  /** longest delay between attempts, ms */
+  maxDelayMs: number;
+  /** attempts before giving up (Infinity: never) */
+  maxAttempts: number;
+}
+
+export interface RemoteSettings {
+  /** time to receive the response headers of a GET, DELETE or HTTP+SSE POST, ms */
+  headersTimeoutMs: number;
+  /** Streamable HTTP POST: time to the answer's headers and longest silence inside it, ms */
+  requestTimeoutMs: number;
+  /** HTTP+SSE: time to wait for the `endpoint` event, ms */
+  endpointTimeoutMs: number;
+  /** largest JSON answer or single SSE event read from a remote server, bytes */
+  maxMessageBytes: number;
+  reconnect: ReconnectSettings;
+}
+
+type Mode = 'unknown' | 'streamable' | 'legacy';
+
+/** A JSON-RPC error code for failures of the transport itself (implementation-defined server error). */
+const TRANSPORT_ERROR = -32000;
+const FALLBACK_STATUSES = new Set([400, 404, 405]);
+const PROBE_HEADERS_TIMEOUT_MS = 10_000;
+
+const isRequest = (m: JsonObject): boolean => typeof m.method === 'string' && m.id !== undefined && m.id !== null;
+const headerValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+class TransportFailure extends Error {}
+
+/**
+ * An MCP server reached by URL: Streamable HTTP (2025-03-26 and later), falling back to the
+ * 2024-11-05 HTTP+SSE transport when the server refuses `initialize` with 400, 404 or 405.
+ */
+export class RemoteUpstream implements Upstream {
+  private readonly url: URL;
+  private readonly name: string;
+  private readonly log: Logger;
+  private readonly headers: Record<string, string>;
+  private readonly statusValue: UpstreamStatus = { state: 'starting', restarts: 0 };
+  private listener: UpstreamListener | undefined;
+  private mode: Mode = 'unknown';
+  private sessionId: string | undefined;
+  private protocolVersion: string | undefined;
+  private initializeId: unknown;
+  /** bumped on every loss: answers to requests of an older generation are dropped */
+  private generation = 0;
+  /** initialize and notifications/initialized hold later messages back until they are sent */
+  private gate: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Set<AbortController>();
+  private getStream: AbortController | undefined;
+  private getRetries = 0;
+  private lastEventId: string | undefined;
+  private legacyEndpoint: URL | undefined;
+  private legacyStream: AbortController | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    options: UpstreamOptions,
+    private readonly agent: Dispatcher,
+    private readonly settings: RemoteSettings,
+    private readonly onStopped: (upstream: RemoteUpstream) => void = () => undefined,
+  ) {
+    this.name = options.server.name;
+    this.url = new URL(options.server.entry.url!);
+    this.log = options.log.child({ url: this.url.href });
+    this.headers = remoteHeaders(options.server, options.env);
+  }
+
+  get status(): UpstreamStatus {
+    return { ...this.statusValue };
+  }
+
+  async start(listener: UpstreamListener): Promise<void> {
+    if (this.listener) throw errors.FMCP_ERR_INTERNAL(`remote upstream for "${this.name}" was started twice`);
+    this.listener = listener;
+    try {
+      await this.probe(this.generation);
+    } catch (err) {
+      this.statusValue.state = 'failed';
+      this.statusValue.lastError = (err as Error).message;
+      throw err;
+    }
+    if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(this.name, 'it was stopped while starting');
+    this.statusValue.state = 'up';
+    listener.up();
+  }
+
+  send(message: JsonObject | string): void {
+    let msg: JsonObject;
+    let body: string;
+    if (typeof message === 'string') {
+      body = message;
+      msg = JSON.parse(message) as JsonObject;
+    } else {
+      msg = message;
+      body = JSON.stringify(message);
+    }
+    if (this.stopped) {
+      this.log.debug({ method: msg.method }, 'message dropped: the upstream is stopped');
+      return;
+    }
+    const gen = this.generation;
+    const run = (): Promise<void> => this.post(msg, body, gen).catch((err: Error) => this.log.error({ error: err.message }, 'sending to the remote server failed'));
+    if (msg.method === 'initialize') {
+      this.gate = this.gate.then(run);
+    } else if (msg.method === 'notifications/initialized') {
+      this.gate = this.gate.then(run).then(() => this.openGetStream(gen));
+    } else {
+      void this.gate.then(run);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const wasLive = this.statusValue.state === 'up' || this.statusValue.state === 'starting';
+    this.statusValue.state = 'stopped';
+    clearTimeout(this.reconnectTimer);
+    this.getStream?.abort();
+    this.legacyStream?.abort();
+    for (const ac of this.inFlight) ac.abort();
+    this.inFlight.clear();
+    const session = this.mode === 'streamable' ? this.sessionId : undefined;
+    this.sessionId = undefined;
+    if (session) {
+      // ending the session is a courtesy to the server: bounded, and its failure changes nothing
+      await request(this.url, {
+        dispatcher: this.agent,
+        method: 'DELETE',
+        headers: this.sessionHeaders(session),
+        headersTimeout: 2000,
+        bodyTimeout: 2000,
+      })
+        .then((res) => res.body.dump())
+        .catch(() => undefined);
+    }
+    if (wasLive && this.listener) this.listener.down(new Error(`the remote server ${this.url.href} was stopped`), false);
+    this.onStopped(this);
+  }
+
+  // ---- sending -----------------------------------------------------------------------------------
+
+  private async post(msg: JsonObject, body: string, gen: number): Promise<void> {
+    // queued before a loss: the listener heard down() and redoes its handshake after up()
+    if (gen !== this.generation) return;
+    if (msg.method === 'initialize') {
+      this.initializeId = msg.id;
+      if (this.mode !== 'legacy') {
+        this.sessionId = undefined;
+        this.protocolVersion = undefined;
+      }
+    }
+    if (this.mode === 'legacy') return this.postLegacy(msg, body, gen);
+    return this.postStreamable(msg, body, gen);
+  }
+
+  private async postStreamable(msg: JsonObject, body: string, gen: number): Promise<void> {
+    const session = msg.method === 'initialize' ? undefined : this.sessionId;
+    const headers: Record<string, string> = {
+      ...this.sessionHeaders(session),
+      accept: 'application/json, text/event-stream',
+      'content-type': 'application/json',
+    };
+    const ac = this.track(new AbortController());
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.url, {
+        dispatcher: this.agent,
+        method: 'POST',
+        headers,
+        body,
+        signal: ac.signal,
+        // a JSON answer comes with its headers only when the call is done
+        headersTimeout: this.settings.requestTimeoutMs,
+        bodyTimeout: this.settings.requestTimeoutMs,
+      });
+    } catch (err) {
+      this.inFlight.delete(ac);
+      if (this.stopped) return;
+      this.failRequest(msg, gen, `cannot reach ${this.url.href}: ${describe(err)}`);
+      this.lost(err as Error, gen);
+      return;
+    }
+    try {
+      const status = res.statusCode;
+      if (msg.method === 'initialize' && this.mode === 'unknown' && FALLBACK_STATUSES.has(status)) {
+        await res.body.dump().catch(() => undefined);
+        return await this.fallBackToLegacy(msg, body, gen, status);
+      }
+      if (status >= 200 && status < 300) {
+        if (msg.method === 'initialize') {
+          this.mode = 'streamable';
+          this.sessionId = headerValue(res.headers['mcp-session-id']);
+        }
+        await this.readAnswer(res, msg, gen);
+        return;
+      }
+      const text = await readText(res.body, 64 * 1024).catch(() => '');
+      if (session !== undefined && (status === 404 || (status === 400 && /session/i.test(text)))) {
+        // the server no longer knows our session: it restarted or expired it
+        this.failRequest(msg, gen, `the remote server ended the session (HTTP ${status})`);
+        this.sessionLost(new Error(`the remote server ${this.url.href} ended the session (HTTP ${status})`), gen);
+        return;
+      }
+      const answer = parseJson(text);
+      if (isRequest(msg) && answer && answer.id === msg.id && answer.error !== undefined) {
+        this.deliver(answer, gen);
+        return;
+      }
+      this.failRequest(msg, gen, `the remote server answered HTTP ${status}${text ? `: ${snippet(text)}` : ''}`);
+      if (!isRequest(msg)) this.log.warn({ status, method: msg.method }, 'the remote server refused a message');
+    } finally {
+      this.inFlight.delete(ac);
+    }
+  }
+
+  /** Reads a 2xx answer to a POST: nothing (202), JSON, or an SSE stream that carries the response. */
+  private async readAnswer(res: Dispatcher.ResponseData, msg: JsonObject, gen: number): Promise<void> {
+    const type = headerValue(res.headers['content-type']) ?? '';
+    if (type.startsWith('text/event-stream')) {
+      let answered = false;
+      try {
+        await readEvents(res.body, this.settings.maxMessageBytes, (event) => {
+          if (event.event !== undefined && event.event !== 'message') return;
+          const message = parseJson(event.data);
+          if (!message) return;
+          if (isRequest(msg) && message.id === msg.id && message.method === undefined) answered = true;
+          this.deliver(message, gen);
+        });
+      } catch (err) {
+        if (this.stopped) return;
+        if (!answered) this.failRequest(msg, gen, `the answer stream broke before the response: ${describe(err)}`);
+        return;
+      }
+      if (!answered) this.failRequest(msg, gen, 'the server closed the answer stream before sending the response');
+      return;
+    }
+    const text = await readText(res.body, this.settings.maxMessageBytes);
+    if (text.trim() === '') {
+      if (isRequest(msg)) this.failRequest(msg, gen, `the server answered HTTP ${res.statusCode} without a response`);
+      return;
+    }
+    const parsed: unknown = JSON.parse(text);
+    const messages = Array.isArray(parsed) ? parsed : [parsed];
+    for (const message of messages) if (isObject(message)) this.deliver(message, gen);
+  }
+
+  private deliver(message: JsonObject, gen: number): void {
+    if (gen !== this.generation || this.stopped) return;
+    if (message.id !== undefined && message.id === this.initializeId && isObject(message.result)) {
+      const version = message.result.protocolVersion;
+      if (typeof version === 'string') this.protocolVersion = version;
+    }
+    this.listener?.message(message);
+  }
+
+  /** Answers a request the server will never answer, so the caller does not wait for its timeout. */
+  private failRequest(msg: JsonObject, gen: number, why: string): void {
+    if (!isRequest(msg) || gen !== this.generation || this.stopped) return;
+    this.listener?.message({
+      jsonrpc: '2.0',
+      id: msg.id,
+      error: { code: TRANSPORT_ERROR, message: `Remote server "${this.name}" (${this.url.href}): ${why}` },
+    });
+  }
+
+  private sessionHeaders(session: string | undefined): Record<string, string> {
+    const headers: Record<string, string> = { ...this.headers };
+    if (session !== undefined) {
+      headers['mcp-session-id'] = session;
+      if (this.protocolVersion) headers['mcp-protocol-version'] = this.protocolVersion;
+    }
+    return headers;
+  }
+
+  private track(ac: AbortController): AbortController {
+    this.inFlight.add(ac);
+    return ac;
+  }
+
+  // ---- the server-to-client stream of Streamable HTTP ---------------------------------------------
+
+  private async openGetStream(gen: number): Promise<void> {
+    if (this.stopped || gen !== this.generation || this.mode !== 'streamable' || !this.sessionId || this.getStream) return;
+    const session = this.sessionId;
+    const ac = new AbortController();
+    this.getStream = ac;
+    const headers: Record<string, string> = { ...this.sessionHeaders(session), accept: 'text/event-stream' };
+    if (this.lastEventId !== undefined) headers['last-event-id'] = this.lastEventId;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.url, { dispatcher: this.agent, method: 'GET', headers, signal: ac.signal, headersTimeout: this.settings.headersTimeoutMs, bodyTimeout: 0 });
+    } catch (err) {
+      this.getStream = undefined;
+      if (!ac.signal.aborted) this.lost(err as Error, gen);
+      return;
+    }
+    const status = res.statusCode;
+    const type = headerValue(res.headers['content-type']) ?? '';
+    if (status !== 200 || !type.startsWith('text/event-stream')) {
+      await res.body.dump().catch(() => undefined);
+      this.getStream = undefined;
+      if (status === 405) this.log.debug('the remote server offers no server-to-client stream (GET answered 405)');
+      else if (status === 404 || status === 400) this.sessionLost(new Error(`the remote server ${this.url.href} ended the session (GET answered HTTP ${status})`), gen);
+      else this.log.warn({ status }, 'the remote server refused the server-to-client stream; server requests and notifications outside calls will not arrive');
+      return;
+    }
+    let failure: unknown;
+    try {
+      await readEvents(res.body, this.settings.maxMessageBytes, (event) => {
+        if (event.id !== undefined) this.lastEventId = event.id;
+        this.getRetries = 0;
+        if (event.event !== undefined && event.event !== 'message') return;
+        const message = parseJson(event.data);
+        if (message) this.deliver(message, gen);
+      });
+    } catch (err) {
+      failure = err;
+    }
+    this.getStream = undefined;
+    if (ac.signal.aborted || this.stopped || gen !== this.generation) return;
+    // the stream dropped: the server may only have closed it, so reopen it before declaring a loss
+    const delay = backoff(this.settings.reconnect, this.getRetries++);
+    this.log.debug({ error: failure ? describe(failure) : 'ended', delay }, 'server-to-client stream dropped; reopening');
+    this.reconnectTimer = setTimeout(() => void this.openGetStream(gen), delay);
+  }
+
+  // ---- 2024-11-05 HTTP+SSE ------------------------------------------------------------------------
+
+  private async fallBackToLegacy(msg: JsonObject, body: string, gen: number, status: number): Promise<void> {
+    this.log.info({ status }, 'the remote server refused Streamable HTTP initialize; trying the HTTP+SSE transport');
+    this.mode = 'legacy';
+    try {
+      await this.connectLegacy(gen);
+    } catch (err) {
+      this.mode = 'unknown';
+      this.failRequest(msg, gen, `it speaks neither Streamable HTTP (initialize answered HTTP ${status}) nor HTTP+SSE (${describe(err)})`);
+      return;
+    }
+    await this.postLegacy(msg, body, gen);
+  }
+
+  /** Opens the SSE stream and resolves once the `endpoint` event names where to POST. */
+  private connectLegacy(gen: number): Promise<void> {
+    this.legacyStream?.abort();
+    this.legacyEndpoint = undefined;
+    const ac = new AbortController();
+    this.legacyStream = ac;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          ac.abort();
+          reject(err);
+        } else resolve();
+      };
+      const timer = setTimeout(() => settle(new TransportFailure(`no endpoint event within ${this.settings.endpointTimeoutMs} ms`)), this.settings.endpointTimeoutMs);
+      const run = async (): Promise<void> => {
+        const res = await request(this.url, {
+          dispatcher: this.agent,
+          method: 'GET',
+          headers: { ...this.headers, accept: 'text/event-stream' },
+          signal: ac.signal,
+          headersTimeout: this.settings.headersTimeoutMs,
+          bodyTimeout: 0,
+        });
+        const type = headerValue(res.headers['content-type']) ?? '';
+        if (res.statusCode !== 200 || !type.startsWith('text/event-stream')) {
+          await res.body.dump().catch(() => undefined);
+          throw new TransportFailure(`GET answered HTTP ${res.statusCode}${type ? ` (${type})` : ''}, not an event stream`);
+        }
+        await readEvents(res.body, this.settings.maxMessageBytes, (event) => {
+          if (event.event === 'endpoint') {
+            const endpoint = new URL(event.data.trim(), this.url);
+            if (endpoint.origin !== this.url.origin) {
+              settle(new TransportFailure(`the endpoint ${endpoint.origin} is on another origin than ${this.url.origin}; refused`));
+              return;
+            }
+            this.legacyEndpoint = endpoint;
+            settle();
+            return;
+          }
+          if (event.event !== undefined && event.event !== 'message') return;
+          const message = parseJson(event.data);
+          if (message) this.deliver(message, gen);
+        });
+        throw new TransportFailure('the server closed the event stream');
+      };
+      run().catch((err: unknown) => {
+        if (!settled) {
+          settle(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+        if (ac.signal.aborted || this.stopped || this.legacyStream !== ac) return;
+        // an HTTP+SSE session lives as long as its stream
+        this.lost(err instanceof Error ? err : new Error(String(err)), gen);
+      });
+    });
+  }
+
+  private async postLegacy(msg: JsonObject, body: string, gen: number): Promise<void> {
+    if (!this.legacyEndpoint) {
+      if (msg.method !== 'initialize') {
+        this.failRequest(msg, gen, 'the event stream is not connected');
+        return;
+      }
+      try {
+        await this.connectLegacy(gen);
+      } catch (err) {
+        this.failRequest(msg, gen, `cannot open the event stream: ${describe(err)}`);
+        this.lost(err as Error, gen);
+        return;
+      }
+    }
+    const ac = this.track(new AbortController());
+    try {
+      const res = await request(this.legacyEndpoint!, {
+        dispatcher: this.agent,
+        method: 'POST',
+        headers: { ...this.headers, 'content-type': 'application/json' },
+        body,
+        signal: ac.signal,
+        headersTimeout: this.settings.headersTimeoutMs,
+        bodyTimeout: this.settings.headersTimeoutMs,
+      });
+      const text = await readText(res.body, 64 * 1024).catch(() => '');
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        this.failRequest(msg, gen, `the message endpoint answered HTTP ${res.statusCode}${text ? `: ${snippet(text)}` : ''}`);
+        if (!isRequest(msg)) this.log.warn({ status: res.statusCode, method: msg.method }, 'the remote server refused a message');
+      }
+    } catch (err) {
+      if (this.stopped) return;
+      this.failRequest(msg, gen, `cannot reach ${this.legacyEndpoint!.href}: ${describe(err)}`);
+      this.lost(err as Error, gen);
+    } finally {
+      this.inFlight.delete(ac);
+    }
+  }
+
+  // ---- losing and finding the server ---------------------------------------------------------------
+
+  /** The server cannot be reached: report it, then reconnect with backoff. */
+  private lost(err: Error, gen: number): void {
+    if (this.stopped || gen !== this.generation || this.statusValue.state !== 'up') return;
+    this.forgetSession();
+    this.statusValue.state = 'down';
+    this.statusValue.lastError = describe(err);
+    this.log.warn({ error: describe(err) }, 'lost the remote server; reconnecting');
+    this.listener?.down(errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(this.name, `lost ${this.url.href}: ${describe(err)}`), true);
+    this.scheduleReconnect(0);
+  }
+
+  /** The server is there but forgot our session: report it and come back at once for a new handshake. */
+  private sessionLost(err: Error, gen: number): void {
+    if (this.stopped || gen !== this.generation || this.statusValue.state !== 'up') return;
+    this.forgetSession();
+    this.statusValue.state = 'down';
+    this.statusValue.lastError = err.message;
+    this.log.warn({ error: err.message }, 'the remote session ended; starting a new one');
+    this.listener?.down(errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(this.name, err.message), true);
+    this.reconnectTimer = setTimeout(() => this.cameBack(), 0);
+  }
+
+  private forgetSession(): void {
+    this.generation++;
+    this.sessionId = undefined;
+    this.protocolVersion = undefined;
+    this.lastEventId = undefined;
+    this.getRetries = 0;
+    this.getStream?.abort();
+    this.getStream = undefined;
+    this.legacyStream?.abort();
+    this.legacyStream = undefined;
+    this.legacyEndpoint = undefined;
+    for (const ac of this.inFlight) ac.abort();
+    this.inFlight.clear();
+    this.gate = Promise.resolve();
+  }
+
+  private scheduleReconnect(attempt: number): void {
+    if (this.stopped) return;
+    const delay = backoff(this.settings.reconnect, attempt);
+    this.reconnectTimer = setTimeout(() => {
+      const gen = this.generation;
+      this.probe(gen).then(
+        () => this.cameBack(),
+        (err: FluidError) => {
+          if (this.stopped || gen !== this.generation) return;
+          this.statusValue.lastError = err.message;
+          if (attempt + 1 >= this.settings.reconnect.maxAttempts) {
+            this.statusValue.state = 'failed';
+            this.log.error({ error: err.message, attempts: attempt + 1 }, 'gave up reconnecting to the remote server');
+            this.listener?.down(err, false);
+            return;
+          }
+          this.scheduleReconnect(attempt + 1);
+        },
+      );
+    }, delay);
+  }
+
+  private cameBack(): void {
+    if (this.stopped) return;
+    this.statusValue.restarts++;
+    this.statusValue.state = 'up';
+    this.log.info('the remote server is reachable again');
+    this.listener?.up();
+  }
+
+  /** Resolves once the server answers over HTTP (any status); rejects naming the URL and the cause. */
+  private async probe(gen: number): Promise<void> {
+    try {
+      if (this.mode === 'legacy') {
+        await this.connectLegacy(gen);
+        return;
+      }
+      const res = await request(this.url, {
+        dispatcher: this.agent,
+        method: 'OPTIONS',
+        headers: this.headers,
+        headersTimeout: Math.min(this.settings.headersTimeoutMs, PROBE_HEADERS_TIMEOUT_MS),
+        bodyTimeout: PROBE_HEADERS_TIMEOUT_MS,
+      });
+      await res.body.dump().catch(() => undefined);
+    } catch (err) {
+      throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(
+        this.name,
+        `cannot reach ${this.url.href} (${describe(err)}): check that the remote MCP server runs and that mcpServers.${this.name}.url is right`,
+      );
+    }
+  }
+}
+
+// ---- helpers ---------------------------------------------------------------------------------------
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function parseJson(text: string): JsonObject | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return isObject(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+/** The most telling message of an undici or network error (the cause holds ECONNREFUSED and the like). */
+export function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as Error & { cause?: unknown }).cause;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (cause instanceof Error && cause.message && cause.message !== err.message) return `${err.message}: ${cause.message}`;
+  if (err instanceof AggregateError && err.errors.length > 0) return describe(err.errors[0]);
+  return code && !err.message.includes(code) ? `${code} ${err.message}` : err.message || code || 'unknown error';
+}
+
+export function backoff(settings: ReconnectSettings, attempt: number): number {
+  const base = Math.min(settings.maxDelayMs, settings.initialDelayMs * 2 ** Math.min(attempt, 20));
+  // jitter keeps many upstreams from reconnecting in step
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+async function readText(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > limit) {
+      body.destroy();
+      throw new TransportFailure(`the answer is larger than ${limit} bytes`);
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/** Feeds an SSE body through eventsource-parser; resolves at its end, rejects if it breaks. */
+async function readEvents(body: Readable, maxBytes: number, onEvent: (event: EventSourceMessage) => void): Promise<void> {
+  let failure: Error | undefined;
+  const parser = createParser({
+    onEvent,
+    maxBufferSize: maxBytes,
+    onError: (err) => {
+      if (err.type === 'max-buffer-size-exceeded') failure = new TransportFailure(`an event is larger than ${maxBytes} characters`);
+    },
+  });
+  body.setEncoding('utf8');
+  for await (const chunk of body) {
+    parser.feed(chunk as string);
+    if (failure) {
+      body.destroy();
+      throw failure;
+    }
+  }
+}
