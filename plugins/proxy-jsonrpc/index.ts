@@ -29,7 +29,6 @@ export interface ProxyOptions {
 export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
   return definePlugin({
     name: 'proxy-jsonrpc',
-    after: ['transport-sse'],
     register(api) {
       const dispatcher = new Dispatcher(
         api.servers,
