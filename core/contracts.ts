@@ -145,8 +145,11 @@ export interface AuthStrategy {
 }
 
 export interface StrategyRegistry<T> {
-  /** registers `value` under `key`; a duplicate key is FMCP_ERR_STRATEGY_DUPLICATE naming both plugins */
-  register(key: string, value: T, plugin: string): void;
+  /**
+   * registers `value` under `key`; a duplicate key is FMCP_ERR_STRATEGY_DUPLICATE naming both plugins.
+   * `plugin` is filled in by PluginApi's registries; pass it only on the kernel's own registry.
+   */
+  register(key: string, value: T, plugin?: string): void;
   get(key: string): T | undefined;
   keys(): string[];
   values(): T[];

@@ -276,7 +276,7 @@ export class Kernel {
     for (const server of this.servers.list()) {
       const transport = this.transports.values().find((t) => t.claims(server.entry));
       if (!transport) {
-        const what = server.entry.url ? `url "${server.entry.url}"` : `command "${server.entry.command}"`;
+        const what = server.entry.url ? `url ${server.entry.url}` : `command ${server.entry.command}`;
         throw errors.FMCP_ERR_STRATEGY_MISSING(`${server.source}: mcpServers.${server.name}`, 'transport for', what, this.transports.keys().join(', ') || 'none');
       }
       server.transport = transport.kind;

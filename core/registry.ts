@@ -6,7 +6,7 @@ export class KeyedRegistry<T> implements StrategyRegistry<T> {
   private readonly entries = new Map<string, { value: T; plugin: string }>();
   constructor(private readonly what: string) {}
 
-  register(key: string, value: T, plugin: string): void {
+  register(key: string, value: T, plugin = 'app'): void {
     const existing = this.entries.get(key);
     if (existing) throw errors.FMCP_ERR_STRATEGY_DUPLICATE(this.what, key, existing.plugin, plugin);
     this.entries.set(key, { value, plugin });
