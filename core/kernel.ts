@@ -396,14 +396,15 @@ export class Kernel {
   /** DNS-rebinding protection: Host must be a loopback name or allowed; a browser Origin likewise. */
   private checkHostAndOrigin(req: IncomingMessage): string | undefined {
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== 'null') {
-      let host: string;
+    // "null" is the opaque origin of sandboxed frames and file pages, which any site can produce
+    if (origin !== undefined && !this.allowedOrigins.has(origin.toLowerCase())) {
+      let host: string | undefined;
       try {
         host = new URL(origin).host.toLowerCase();
       } catch {
-        return `Origin "${origin}" is not a valid origin`;
+        if (origin !== 'null') return `Origin "${origin}" is not a valid origin`;
       }
-      if (!this.allowedOrigins.has(origin.toLowerCase()) && !LOOPBACK_HOSTS.has(stripPort(host)) && !this.allowedHosts.has(stripPort(host))) {
+      if (host === undefined || (!LOOPBACK_HOSTS.has(stripPort(host)) && !this.allowedHosts.has(stripPort(host)))) {
         return `Origin "${origin}" is not allowed: start the gateway with --allowed-origin ${origin} to allow it`;
       }
     }
