@@ -39,7 +39,6 @@ export function transportSse(options: TransportSseOptions = {}): Plugin {
   const remote = options.remote ?? {};
   return definePlugin({
     name: 'transport-sse',
-    after: ['proxy-jsonrpc'],
     register(api) {
       const log = api.log;
       const hub = new EventStreamHub({
