@@ -202,7 +202,7 @@ export class StdioUpstream implements Upstream {
     try {
       run = await this.spawnRun();
     } catch (err) {
-      const error = err as FluidError;
+      const error = this.unavailable(this.startReason(err as NodeJS.ErrnoException));
       if (!this.stopping) {
         this.setState('failed');
         this.statusValue.lastError = error.message;
@@ -276,6 +276,7 @@ export class StdioUpstream implements Upstream {
     run.child.stderr.destroy();
   }
 
+  /** Spawns the next run; rejects with the raw spawn error (ENOENT, EACCES…). */
   private spawnRun(): Promise<Run> {
     const { server } = this;
     const entry = server.entry;
@@ -291,7 +292,7 @@ export class StdioUpstream implements Upstream {
         windowsHide: true,
       });
     } catch (err) {
-      return Promise.reject(this.startError(err as NodeJS.ErrnoException));
+      return Promise.reject(err as NodeJS.ErrnoException);
     }
     if (child.pid !== undefined) trackGroup(child.pid);
     const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes);
@@ -310,7 +311,7 @@ export class StdioUpstream implements Upstream {
         run.setExited();
         run.delivering = false;
         if (run.pid !== undefined) untrackGroup(run.pid);
-        reject(this.startError(err));
+        reject(err);
       });
       child.once('exit', (code, signal) => {
         run.setExited();
@@ -383,7 +384,7 @@ export class StdioUpstream implements Upstream {
     } catch (err) {
       if (this.stopping) return;
       this.failedStarts++;
-      this.afterFailure(`could not be started (${(err as Error).message})`, []);
+      this.afterFailure(`could not be started (${this.startReason(err as NodeJS.ErrnoException)})`, []);
       return;
     }
     if (this.stopping) return;
@@ -427,7 +428,8 @@ export class StdioUpstream implements Upstream {
     return errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(this.server.name, reason);
   }
 
-  private startError(err: NodeJS.ErrnoException): FluidError {
+  /** Why a spawn failed, and what to fix where. */
+  private startReason(err: NodeJS.ErrnoException): string {
     const { server } = this;
     const command = truncate(server.entry.command!, 200);
     const where = `mcpServers.${server.name}`;
@@ -442,7 +444,7 @@ export class StdioUpstream implements Upstream {
     } else {
       why = err.message;
     }
-    return errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `cannot start command "${command}": ${why}`);
+    return `cannot start command "${command}": ${why}`;
   }
 }
 
