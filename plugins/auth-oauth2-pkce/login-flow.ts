@@ -78,7 +78,7 @@ export class LoginFlow {
   }
 
   async callback(ctx: RequestContext): Promise<void> {
-    ctx.res.setHeader('cache-control', 'no-store');
+    noStore(ctx);
     const { server, config } = this.pkceServer(ctx.params.name!);
     const state = ctx.query.get('state');
     // one use, whatever follows: the pending login is gone as soon as its state comes back
@@ -116,7 +116,7 @@ export class LoginFlow {
   }
 
   async refresh(ctx: RequestContext): Promise<void> {
-    ctx.res.setHeader('cache-control', 'no-store');
+    noStore(ctx);
     const { server, config } = this.pkceServer(ctx.params.name!);
     const refreshToken = readRefreshToken(ctx);
     if (!refreshToken) {
@@ -150,6 +150,12 @@ export class LoginFlow {
     }
     return { server, config: this.strategy.configOf(server) };
   }
+}
+
+/** Answers that may carry tokens or provider text: never cached, never sniffed as HTML. */
+function noStore(ctx: RequestContext): void {
+  ctx.res.setHeader('cache-control', 'no-store');
+  ctx.res.setHeader('x-content-type-options', 'nosniff');
 }
 
 function readRefreshToken(ctx: RequestContext): string | undefined {

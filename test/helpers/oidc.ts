@@ -49,20 +49,28 @@ export interface OidcServerOptions {
 
 let providerClass: ProviderClass | undefined;
 
-/** Imports oidc-provider once, keeping its "Unsupported runtime" notice for Node 20 out of the test output. */
-async function loadProvider(): Promise<ProviderClass> {
-  if (providerClass) return providerClass;
-  const moduleName = 'oidc-provider'; // untyped package: a non-literal specifier keeps tsc from asking for types
-  const warn = console.warn;
-  console.warn = (...args: unknown[]) => {
-    if (!String(args[0]).startsWith('oidc-provider')) warn(...args);
+/**
+ * Runs `fn` without oidc-provider's start-up notices ("Unsupported runtime" on Node 20, development-only
+ * keys, adapter and interactions): all expected here, and noise in the test output.
+ */
+async function quietly<T>(fn: () => T | Promise<T>): Promise<T> {
+  const { warn, info } = console;
+  const filter = (write: (...args: unknown[]) => void) => (...args: unknown[]) => {
+    if (!String(args[0]).startsWith('oidc-provider')) write(...args);
   };
+  console.warn = filter(warn);
+  console.info = filter(info);
   try {
-    const mod = (await import(moduleName)) as { default: ProviderClass };
-    providerClass = mod.default;
+    return await fn();
   } finally {
     console.warn = warn;
+    console.info = info;
   }
+}
+
+async function loadProvider(): Promise<ProviderClass> {
+  const moduleName = 'oidc-provider'; // untyped package: a non-literal specifier keeps tsc from asking for types
+  providerClass ??= await quietly(async () => ((await import(moduleName)) as { default: ProviderClass }).default);
   return providerClass;
 }
 
@@ -93,7 +101,7 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
     response_types: ['code'],
   }));
 
-  const provider = new Provider(issuer, providerConfiguration(clients, options));
+  const provider = await quietly(() => new Provider(issuer, providerConfiguration(clients, options)));
   const serverErrors: string[] = [];
   provider.on('server_error', (_ctx: unknown, err: unknown) => serverErrors.push(String((err as Error)?.stack ?? err)));
   handler = provider.callback();
