@@ -34,7 +34,7 @@ export interface RemoteSettings {
   reconnect: ReconnectSettings;
 }
 
-type Mode = 'unknown' | 'streamable' | 'legacy';
+export type Mode = 'unknown' | 'streamable' | 'legacy';
 
 /** A JSON-RPC error code for failures of the transport itself (implementation-defined server error). */
 const TRANSPORT_ERROR = -32000;
@@ -90,6 +90,11 @@ export class RemoteUpstream implements Upstream {
     return { ...this.statusValue };
   }
 
+  /** which transport the server speaks, once `initialize` told: 'streamable' (Streamable HTTP) or 'legacy' (HTTP+SSE) */
+  get protocol(): Mode {
+    return this.mode;
+  }
+
   async start(listener: UpstreamListener): Promise<void> {
     if (this.listener) throw errors.FMCP_ERR_INTERNAL(`remote upstream for "${this.name}" was started twice`);
     this.listener = listener;
@@ -124,7 +129,8 @@ export class RemoteUpstream implements Upstream {
     if (msg.method === 'initialize') {
       this.gate = this.gate.then(run);
     } else if (msg.method === 'notifications/initialized') {
-      this.gate = this.gate.then(run).then(() => this.openGetStream(gen));
+      // the GET stream lives on: it must not hold the gate
+      this.gate = this.gate.then(run).then(() => void this.openGetStream(gen));
     } else {
       void this.gate.then(run);
     }
@@ -615,9 +621,10 @@ async function readEvents(body: Readable, maxBytes: number, onEvent: (event: Eve
       if (err.type === 'max-buffer-size-exceeded') failure = new TransportFailure(`an event is larger than ${maxBytes} characters`);
     },
   });
-  body.setEncoding('utf8');
+  // undici's body ignores setEncoding: decode here, keeping characters cut between chunks whole
+  const decoder = new TextDecoder();
   for await (const chunk of body) {
-    parser.feed(chunk as string);
+    parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
     if (failure) {
       body.destroy();
       throw failure;
