@@ -7,6 +7,7 @@ import {
   MemoryStateStore,
   PENDING_STATE,
   proxyJsonRpc,
+  transportSse,
   transportStdio,
   type JsonObject,
   type KernelOptions,
@@ -79,13 +80,14 @@ export interface PkceGatewayOptions {
   extraPlugins?: Plugin[];
 }
 
-/** A real gateway (stdio + proxy + this plugin) on port 0 serving `servers`. */
+/** A real gateway (stdio + proxy + sse + this plugin) on port 0 serving `servers`. */
 export function startPkceGateway(oidc: OidcServer, servers: Record<string, ServerEntry>, options: PkceGatewayOptions = {}): Promise<TestGateway> {
   return startGateway(servers, {
     kernel: options.kernel,
     plugins: [
       transportStdio(),
       proxyJsonRpc(options.proxy),
+      transportSse(),
       authOAuth2Pkce({ env: clientEnv(oidc), ...options.plugin }),
       ...(options.extraPlugins ?? []),
     ],
