@@ -226,8 +226,24 @@ export class StdioUpstream implements Upstream {
         throw errors.FMCP_ERR_BAD_REQUEST(`The message for server "${this.server.name}" is not valid JSON: ${(err as Error).message}`);
       }
     } else text = message;
-    run.child.stdin.write(text + '\n');
+    // messages sent in one turn of the event loop go out in one write: one syscall for many calls
+    this.outgoing += text + '\n';
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
   }
+
+  private outgoing = '';
+  private flushScheduled = false;
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const text = this.outgoing;
+    this.outgoing = '';
+    const run = this.run;
+    if (!run || run.exitedFlag || text === '') return;
+    run.child.stdin.write(text);
+  };
 
   stop(): Promise<void> {
     this.stopped ??= this.doStop();
