@@ -84,6 +84,7 @@ export class LoginFlow {
     // one use, whatever follows: the pending login is gone as soon as its state comes back
     const pending = state ? ((await this.store().take(state)) as PendingLogin | undefined) : undefined;
     if (!pending || pending.package !== server.name) {
+      this.log.info({ server: server.name, reason: pending ? 'state issued for another package' : 'unknown, used or expired state' }, 'callback refused');
       throw errors.FMCP_ERR_BAD_REQUEST(
         `Invalid or expired state parameter: this login was already completed, timed out, or was started for another package. Go to ${this.loginUrl(server)} to start a new login`,
       );
@@ -103,14 +104,14 @@ export class LoginFlow {
       );
     }
     const client = readClientCredentials(server, config, this.options.env);
-    const tokenData = await requestToken({
+    const tokenData = await this.logFailure(server, 'code exchange', requestToken({
       server,
       config,
       client,
       grant: { grant_type: 'authorization_code', code, redirect_uri: pending.redirect_uri, code_verifier: pending.verifier },
       timeoutMs: this.options.providerTimeoutMs,
       retryHint: `Go to ${this.loginUrl(server)} to start a new login`,
-    });
+    }));
     this.log.info({ server: server.name }, 'login completed: tokens handed to the client');
     sendJson(ctx.res, 200, { success: true, package: server.name, token_data: tokenData, message: SUCCESS_MESSAGE }, NO_STORE);
   }
@@ -125,16 +126,25 @@ export class LoginFlow {
       );
     }
     const client = readClientCredentials(server, config, this.options.env);
-    const tokenData = await requestToken({
+    const tokenData = await this.logFailure(server, 'refresh', requestToken({
       server,
       config,
       client,
       grant: { grant_type: 'refresh_token', refresh_token: refreshToken },
       timeoutMs: this.options.providerTimeoutMs,
       retryHint: `Sign in again at ${this.loginUrl(server)}`,
-    });
+    }));
     this.log.info({ server: server.name }, 'tokens refreshed');
     sendJson(ctx.res, 200, { success: true, package: server.name, token_data: tokenData, message: REFRESH_MESSAGE }, NO_STORE);
+  }
+
+  private async logFailure<T>(server: ServerDefinition, step: string, work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (err) {
+      this.log.warn({ server: server.name, step, error: (err as { code?: string }).code, status: (err as { statusCode?: number }).statusCode }, `${step} failed at the token endpoint`);
+      throw err;
+    }
   }
 
   /** The server named in the path, if it uses this flow; the seed's errors otherwise. */

@@ -70,11 +70,12 @@ export class PkceStrategy implements AuthStrategy {
     if (config.validateUrl) {
       const verdict = await this.tokenCheck.check(server.name, config.validateUrl, token, key);
       if (!verdict.accepted) {
-        ctx.log.debug({ server: server.name, identity: key.slice(0, 12) }, 'token rejected by validate_url');
+        this.log.debug({ server: server.name, identity: key.slice(0, 12) }, 'token rejected by validate_url');
         throw this.unauthorized(ctx, server, 'invalid_token', `The provider rejected the token sent to "${server.name}" (it may have expired or been revoked)`);
       }
       if (verdict.subject) subject = verdict.subject;
     }
+    this.log.trace({ server: server.name, identity: key.slice(0, 12), subject }, 'bearer accepted');
     return { key, env: { [config.envVarName]: token }, subject };
   }
 
