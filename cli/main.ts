@@ -5,7 +5,6 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { complain, describeError, EXIT_RUNTIME, EXIT_USAGE } from './output.js';
 import { listCommand } from './list.js';
-import { runCommand } from './run.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -67,7 +66,8 @@ await yargs(hideBin(process.argv))
         .example('$0 run test/gmail-mock@1.0.0 --start-server', 'serve one installed package on port 8099')
         .example('$0 run --file config.json --start-server --port 9000', 'serve a config file'),
     (argv) => {
-      done = runCommand({
+      // imported here so `list` and usage errors do not load every plugin
+      done = import('./run.js').then(({ runCommand }) => runCommand({
         target: argv.package,
         file: argv.file,
         startServer: argv['start-server'],
@@ -79,20 +79,30 @@ await yargs(hideBin(process.argv))
         allowedOrigins: list(argv['allowed-origin']),
         plugins: list(argv.plugin),
         packagesDir: argv['packages-dir'],
-      });
+      }));
     },
   )
   .command('list', 'list installed packages, one author/pkg@version a line', {}, (argv) => {
     done = Promise.resolve(listCommand(argv['packages-dir'] as string | undefined));
   })
   .demandCommand(1, 'give a command: run or list')
+  .strictCommands()
   .strict()
   .version(version())
   .help()
   .fail((message, err) => {
-    complain(`${message ?? describeError(err)} (see fluidmcp --help)`);
+    const unknown = /^Unknown commands?: ([^,\s]+)/.exec(message ?? '');
+    const text = unknown ? `unknown command "${unknown[1]}": the commands are run and list` : describeError(message ?? err);
+    complain(`${text} (see fluidmcp --help)`);
     process.exit(EXIT_USAGE);
   })
   .parseAsync();
 
-if (done) process.exit(await done);
+if (done) {
+  process.exit(
+    await done.catch((err: unknown) => {
+      complain(describeError(err));
+      return EXIT_RUNTIME;
+    }),
+  );
+}
