@@ -60,11 +60,11 @@ export async function requestToken(req: TokenRequest): Promise<JsonObject> {
     'content-type': 'application/x-www-form-urlencoded',
     accept: 'application/json',
   };
+  form.set('client_id', client.clientId);
   if (client.method === 'client_secret_basic') {
     headers.authorization = `Basic ${Buffer.from(`${formEncode(client.clientId)}:${formEncode(client.clientSecret!)}`).toString('base64')}`;
-  } else {
-    form.set('client_id', client.clientId);
-    if (client.method === 'client_secret_post') form.set('client_secret', client.clientSecret!);
+  } else if (client.method === 'client_secret_post') {
+    form.set('client_secret', client.clientSecret!);
   }
 
   const where = `the token endpoint ${config.tokenUrl} of "${server.name}"`;
