@@ -30,6 +30,11 @@ function version(): string {
   }
 }
 
+// a closed pipe (`fluidmcp list | head -1`) is not an error worth a message
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
+
 process.on('uncaughtException', (err) => {
   complain(`unexpected error: ${describeError(err)}`);
   process.exit(EXIT_RUNTIME);

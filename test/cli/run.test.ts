@@ -134,12 +134,15 @@ describe('cli: fluidmcp run', function () {
       expect(cli.stdout).to.contain('FluidMCP gateway ready at https://gw.example.com\n');
     });
 
-    it('serves several servers of one file, each under its own name', async () => {
+    it('serves several servers of one file, each under its own name, and stops on SIGINT', async () => {
       const cli = start([join('configs', 'config.json'), '--start-server', '--port', '0']);
       const port = Number(new URL(await cli.ready()).port);
       expect(cli.stdout).to.match(/^Reading configs\/config\.json\.\.\.\nAdded alpha endpoints\nAdded beta endpoints\nStarting FluidMCP server on port \d+\n/);
       const health = (await request(port, { path: '/health' })).json<{ servers: Record<string, unknown> }>();
       expect(Object.keys(health.servers)).to.deep.equal(['alpha', 'beta']);
+      const result = await cli.stop('SIGINT');
+      expect(result.code, 'SIGINT stops it like SIGTERM').to.equal(0);
+      await noServerLeft();
     });
 
     it('says "Reading metadata.json..." for a path to a metadata.json', async () => {
