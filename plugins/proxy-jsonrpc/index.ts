@@ -59,7 +59,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       api.addHealth((server) => {
         const instances = dispatcher.pool.instancesOf(server.name);
         const shared = dispatcher.pool.peek(InstancePool.keyOf(server, ANONYMOUS));
-        const out: Record<string, unknown> = { processes: instances.length, sessions: dispatcher.sessions.all().filter((s) => s.server === server).length };
+        const out: Record<string, unknown> = { instances: instances.length, sessions: dispatcher.sessions.all().filter((s) => s.server === server).length };
         if (shared) Object.assign(out, shared.status());
         else if (server.auth) out.state = 'on demand (one process per token)';
         return out;
