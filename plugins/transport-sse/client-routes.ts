@@ -132,6 +132,12 @@ export class SseClientRoutes {
   private async openSession(ctx: RequestContext): Promise<void> {
     const name = this.serverName(ctx);
     const broker = this.broker(name);
+    if (ctx.method === 'HEAD') {
+      // the router answers HEAD with the GET route: say what GET would give, without opening a session
+      ctx.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      ctx.res.end();
+      return;
+    }
     const sessionId = randomBytes(16).toString('hex');
     const session: LegacySession = { server: name, identityKey: ctx.identity.key, channel: undefined };
     let stream: EventStream | undefined;

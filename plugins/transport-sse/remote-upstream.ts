@@ -218,7 +218,11 @@ export class RemoteUpstream implements Upstream {
           this.mode = 'streamable';
           this.sessionId = headerValue(res.headers['mcp-session-id']);
         }
-        await this.readAnswer(res, msg, gen);
+        try {
+          await this.readAnswer(res, msg, gen);
+        } catch (err) {
+          if (!this.stopped) this.failRequest(msg, gen, `unreadable answer: ${describe(err)}`);
+        }
         return;
       }
       const text = await readText(res.body, 64 * 1024).catch(() => '');
@@ -266,7 +270,12 @@ export class RemoteUpstream implements Upstream {
       if (isRequest(msg)) this.failRequest(msg, gen, `the server answered HTTP ${res.statusCode} without a response`);
       return;
     }
-    const parsed: unknown = JSON.parse(text);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new TransportFailure(`the answer is not JSON: ${snippet(text)}`);
+    }
     const messages = Array.isArray(parsed) ? parsed : [parsed];
     for (const message of messages) if (isObject(message)) this.deliver(message, gen);
   }

@@ -195,6 +195,13 @@ describe('transport-sse toward clients, through the proxy', function () {
       expect(gone).to.equal(404);
     });
 
+    it('answers HEAD with the stream head, without opening a session', async () => {
+      const res = await request(port, { method: 'HEAD', path: '/everything/sse' });
+      expect(res.status).to.equal(200);
+      expect(res.headers['content-type']).to.equal('text/event-stream');
+      expect((await health()).everything!.sessions).to.equal(0);
+    });
+
     it('answers 404 JSON to an unknown session and 400 without sessionId', async () => {
       const unknown = await request(port, { method: 'POST', path: '/everything/messages?sessionId=feedface', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
       expect(unknown.status).to.equal(404);

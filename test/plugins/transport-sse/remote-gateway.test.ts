@@ -4,6 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { proxyJsonRpc, transportSse, transportStdio, type JsonObject } from '../../../index.js';
 import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { freePort, killAll, startEverything, type RemoteServer } from './remote-servers.js';
+import { readSse } from './sse-reader.js';
 
 const plugins = () => [transportStdio(), proxyJsonRpc({ handshakeTimeoutMs: 10_000 }), transportSse({ remote: { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } } })];
 
@@ -54,6 +55,14 @@ describe('transport-sse: remote servers served through the gateway at /{name}/mc
     const error = (res.json as { error?: { message: string } }).error;
     expect(error, res.text).to.not.equal(undefined);
     expect(error!.message).to.include(url).and.to.include('ECONNREFUSED');
+    // POST /sse: the error arrives as the response event, and the stream ends
+    const port = gw.kernel.address().port;
+    const streamed = await readSse(port, '/gone/sse', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' });
+    expect(await streamed.finished).to.equal('end');
+    expect(streamed.events).to.have.length(1);
+    const answer = JSON.parse(streamed.events[0]!.data) as { id: number; error: { message: string } };
+    expect(answer.id).to.equal(2);
+    expect(answer.error.message).to.include(url);
     const health = await healthOf(gw, 'gone');
     expect(String(health.lastError)).to.include(url);
   });
