@@ -70,11 +70,13 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
         const starting = api.servers
           .list()
           .filter((s) => !s.auth && s.entry.isolation !== 'session')
-          .map((server) =>
-            withTimeout(dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS)).whenReady(), options.handshakeTimeoutMs ?? 30_000, `Server "${server.name}" start`).catch(
-              (err: Error) => api.log.error({ server: server.name, error: err.message }, 'server is not ready; the gateway serves the others and keeps trying'),
-            ),
-          );
+          .map(async (server) => {
+            const instance = dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS));
+            await withTimeout(instance.whenSettled(), options.handshakeTimeoutMs ?? 30_000, `Server "${server.name}" start`).catch(() => undefined);
+            if (instance.state !== 'ready') {
+              api.log.error({ server: server.name, error: instance.status().lastError }, 'server is not ready; the gateway serves the others and keeps trying');
+            }
+          });
         await Promise.all(starting);
       });
       api.addHook('preClose', () => {

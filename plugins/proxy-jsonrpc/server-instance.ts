@@ -87,6 +87,7 @@ export class ServerInstance {
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private settleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: InstanceOptions) {}
 
@@ -116,6 +117,18 @@ export class ServerInstance {
     if (this.state === 'ready') return Promise.resolve();
     if (this.state === 'failed' || this.state === 'stopped') return Promise.reject(new Error(this.unavailableReason()));
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /** Resolves at the first outcome: ready, or the first failure (the transport may still retry). */
+  whenSettled(): Promise<void> {
+    if (this.state !== 'starting') return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  private settled(): void {
+    const waiters = this.settleWaiters;
+    this.settleWaiters = [];
+    for (const w of waiters) w();
   }
 
   async stop(): Promise<void> {
@@ -219,8 +232,10 @@ export class ServerInstance {
   }
 
   private unavailableReason(): string {
+    if (this.state === 'stopped') return `Server "${this.options.name}" was stopped`;
     const why = this.options.upstream.status.lastError ?? this.lastError ?? 'it is not running';
-    return this.state === 'stopped' ? `Server "${this.options.name}" was stopped` : `Server "${this.options.name}" is unavailable: ${why}`;
+    // transports already say which server in their errors
+    return why.startsWith(`Server "${this.options.name}"`) ? why : `Server "${this.options.name}" is unavailable: ${why}`;
   }
 
   private handshake(): void {
@@ -233,6 +248,7 @@ export class ServerInstance {
       this.lastError = `it did not answer initialize within ${this.options.handshakeTimeoutMs} ms`;
       this.options.log.error({ server: this.options.name }, this.lastError);
       this.failAll(`Server "${this.options.name}" ${this.lastError}`);
+      this.settled();
     }, this.options.handshakeTimeoutMs);
     this.sendQuietly({
       jsonrpc: '2.0',
@@ -254,6 +270,7 @@ export class ServerInstance {
       this.lastError = `it refused initialize: ${error}`;
       this.options.log.error({ server: this.options.name, error }, 'server refused initialize');
       this.failAll(`Server "${this.options.name}" ${this.lastError}`);
+      this.settled();
       return;
     }
     this.initResult = message.result;
@@ -267,6 +284,7 @@ export class ServerInstance {
     const waiters = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of waiters) w.resolve();
+    this.settled();
   }
 
   private onDown(err: Error, willRetry: boolean): void {
@@ -277,6 +295,7 @@ export class ServerInstance {
     const reason = willRetry ? `${err.message}; it is restarting, retry the call` : `${err.message}; it is not restarted`;
     this.failAll(`Server "${this.options.name}" stopped: ${reason}`);
     this.serverRequests.clear();
+    this.settled();
     if (!willRetry) {
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
