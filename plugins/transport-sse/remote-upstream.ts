@@ -111,6 +111,7 @@ export class RemoteUpstream implements Upstream {
   }
 
   send(message: JsonObject | string): void {
+    if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(this.name, `the connection to ${this.url.href} was stopped`);
     let msg: JsonObject;
     let body: string;
     if (typeof message === 'string') {
@@ -119,10 +120,6 @@ export class RemoteUpstream implements Upstream {
     } else {
       msg = message;
       body = JSON.stringify(message);
-    }
-    if (this.stopped) {
-      this.log.debug({ method: msg.method }, 'message dropped: the upstream is stopped');
-      return;
     }
     const gen = this.generation;
     const run = (): Promise<void> => this.post(msg, body, gen).catch((err: Error) => this.log.error({ error: err.message }, 'sending to the remote server failed'));

@@ -173,6 +173,8 @@ describe('transport-sse: remote servers by URL (the http transport, driven direc
       await upstream.stop();
       expect((await remote.stats()).deleted).to.deep.equal([session]);
       expect(log.events.map((e) => e.kind)).to.deep.equal(['up', 'down']);
+      expect(upstream.status.state).to.equal('stopped');
+      expect(() => upstream.send({ jsonrpc: '2.0', id: 9, method: 'tools/list' })).to.throw(/was stopped/);
     });
 
     it('answers a request the server refuses with HTTP 500 with a JSON-RPC error', async () => {
