@@ -149,6 +149,11 @@ export function formatReport(rows: Measurement[], header: string): string {
     const hwm = Math.max(...gwSteady.map((r) => r.usage!.hwmMb));
     out.push('', `Gateway peak RSS during (a): ${peak.toFixed(1)} MB sampled every 100 ms (VmHWM ${hwm.toFixed(1)} MB)`);
   }
+  const others = rows.filter((r) => r.usage).map((r) => Math.max(0, r.usage!.machineCpuPct - r.usage!.treeCpuPct - r.driverCpuPct));
+  const meanOther = others.length > 0 ? others.reduce((a, b) => a + b, 0) / others.length : 0;
+  if (meanOther > 25) {
+    out.push('', `WARNING: other processes on this machine used ${meanOther.toFixed(0)}% CPU on average during the windows (100 = one core): the figures are skewed; run again on a quiet machine.`);
+  }
   const gs = goals(rows, rs);
   if (gs.length > 0) {
     out.push('', 'Goals (issue 6/6)');
