@@ -16,6 +16,8 @@ export interface ProxyOptions {
   maxInstances?: number;
   /** a token's or session's process stops after this long without calls (default 10 min) */
   instanceIdleMs?: number;
+  /** a server that failed for good is started afresh by the first call after this long (default 30 s) */
+  retryFailedAfterMs?: number;
   /** a session without calls or an open stream expires after this long (default 30 min) */
   sessionIdleMs?: number;
   /** most sessions at once; beyond, the least recently seen ends (default 10,000) */
@@ -39,6 +41,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
           maxQueued: options.maxQueued ?? 10_000,
           maxInstances: options.maxInstances ?? 32,
           instanceIdleMs: options.instanceIdleMs ?? 10 * 60_000,
+          retryFailedAfterMs: options.retryFailedAfterMs ?? 30_000,
           sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
           maxSessions: options.maxSessions ?? 10_000,
           clientInfo: { name: 'fluidmcp', version: '0.1.0' },

@@ -9,6 +9,8 @@ export interface PoolOptions {
   readonly maxInstances: number;
   /** an identity's or session's process stops after this long without calls */
   readonly instanceIdleMs: number;
+  /** a server the transport gave up on is started afresh by the first call after this long */
+  readonly retryFailedAfterMs: number;
   readonly clientInfo: { name: string; version: string };
 }
 
@@ -45,7 +47,8 @@ export class InstancePool {
   get(server: ServerDefinition, identity: Identity, key: string): ServerInstance {
     const found = this.instances.get(key);
     if (found && found.state !== 'failed' && found.state !== 'stopped') return found;
-    if (found?.state === 'failed' && identity.key === 'shared' && server.entry.isolation !== 'session') return found;
+    // a failed shared server answers with its failure for a while, then gets a fresh start on the next call
+    if (found?.state === 'failed' && key === `${server.name}\u0000shared` && Date.now() - found.failedAt < this.options.retryFailedAfterMs) return found;
     if (found) this.remove(key, found);
     if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, 'the gateway is stopping');
     const shared = key === `${server.name}\u0000shared`;

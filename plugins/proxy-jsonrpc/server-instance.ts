@@ -73,6 +73,8 @@ const BROADCAST = new Set([
 export class ServerInstance {
   state: InstanceState = 'starting';
   lastUsed = Date.now();
+  /** when the transport gave up on this instance */
+  failedAt = 0;
   /** the server's answer to the gateway's own initialize */
   initResult: JsonObject | undefined;
   serverVersion: string = LATEST_VERSION;
@@ -292,6 +294,7 @@ export class ServerInstance {
     clearTimeout(this.handshakeTimer);
     this.lastError = err.message;
     this.state = willRetry ? 'down' : 'failed';
+    if (!willRetry) this.failedAt = Date.now();
     const reason = willRetry ? `${err.message}; it is restarting, retry the call` : `${err.message}; it is not restarted`;
     this.failAll(`Server "${this.options.name}" stopped: ${reason}`);
     this.serverRequests.clear();

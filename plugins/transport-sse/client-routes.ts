@@ -183,11 +183,7 @@ export class SseClientRoutes {
     const session = this.sessions.get(sessionId);
     // a session belongs to the identity that opened it: to anyone else it does not exist
     if (!session || session.server !== name || session.identityKey !== ctx.identity.key || !session.channel) {
-      throw new FluidError(
-        errors.FMCP_ERR_NOT_FOUND.code,
-        `Unknown session "${sessionId}" for /${name}/messages: it ended or was never opened; open GET /${name}/sse again and use the endpoint it sends`,
-        404,
-      );
+      throw errors.FMCP_ERR_SESSION_UNKNOWN(sessionId, `/${name}/messages`, `open GET /${name}/sse again and use the endpoint it sends`);
     }
     const messages = parseMessage(ctx, true);
     if (!messages) return;

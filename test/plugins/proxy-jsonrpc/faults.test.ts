@@ -74,3 +74,42 @@ describe('proxy-jsonrpc under faults', () => {
     for (const res of answers) expect((res.json as Rpc).error!.code).to.equal(-32000);
   });
 });
+
+describe('proxy-jsonrpc with a server that fails at start', () => {
+  let gw: TestGateway;
+  let readyFile: string;
+  before(async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    readyFile = `${mkdtempSync(`${tmpdir()}/fmcp-`)}/ready`;
+    const { transportStdio, proxyJsonRpc } = await import('../../../index.js');
+    gw = await startGateway(
+      { flaky: { command: process.execPath, args: [fixture('proxy-ready-file.mjs')], env: { READY_FILE: readyFile } } },
+      { plugins: [transportStdio({ restartBaseMs: 10, maxFailedStarts: 2 }), proxyJsonRpc({ retryFailedAfterMs: 300 })] },
+    );
+  });
+  after(() => gw.stop());
+
+  it('reports the failure in calls and /health, then starts afresh on a call after the retry delay', async () => {
+    let body: Rpc | undefined;
+    for (let i = 0; i < 40; i++) {
+      body = (await postJson(gw.url('/flaky/mcp'), call(1, 'echo', { message: 'x' }))).json as Rpc;
+      const state = ((await (await fetch(gw.url('/health'))).json()) as { servers: { flaky: { state: string } } }).servers.flaky.state;
+      if (state === 'failed') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(body!.error!.message).to.include('flaky');
+    const health = ((await (await fetch(gw.url('/health'))).json()) as { servers: { flaky: { state: string; lastError: string } } }).servers.flaky;
+    expect(health.state).to.equal('failed');
+    expect(health.lastError).to.include('not ready');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(readyFile, '');
+    await new Promise((r) => setTimeout(r, 350));
+    let answer: Rpc | undefined;
+    for (let i = 0; i < 40 && !answer?.result; i++) {
+      answer = (await postJson(gw.url('/flaky/mcp'), call(2, 'echo', { message: 'recovered' }))).json as Rpc;
+      if (!answer.result) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(answer!.result!.content[0]!.text).to.equal('recovered');
+  });
+});
