@@ -22,7 +22,7 @@ const whoami = definePlugin({
 
 /** A gateway with only what an api_key server needs: stdio, the proxy, and the example plugin. */
 function start(servers: Record<string, ServerEntry>, env: NodeJS.ProcessEnv = { CALC_KEYS: KEYS }): Promise<TestGateway> {
-  return startGateway(servers, { plugins: [transportStdio(), proxyJsonRpc(), apiKeyAuth({ env }), whoami] });
+  return startGateway(servers, { plugins: [transportStdio({ stopGraceMs: 300 }), proxyJsonRpc(), apiKeyAuth({ env }), whoami] });
 }
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');

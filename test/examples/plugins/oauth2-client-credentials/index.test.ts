@@ -31,7 +31,7 @@ async function closedPort(): Promise<number> {
 }
 
 function start(servers: Record<string, ServerEntry>, env: NodeJS.ProcessEnv, timeoutMs = 10_000): Promise<TestGateway> {
-  return startGateway(servers, { plugins: [transportStdio(), proxyJsonRpc(), oauth2ClientCredentials({ env, timeoutMs }), whoami] });
+  return startGateway(servers, { plugins: [transportStdio({ stopGraceMs: 300 }), proxyJsonRpc(), oauth2ClientCredentials({ env, timeoutMs }), whoami] });
 }
 
 async function startFailure(servers: Record<string, ServerEntry>, env: NodeJS.ProcessEnv = {}): Promise<Error> {
