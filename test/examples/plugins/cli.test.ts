@@ -86,7 +86,7 @@ describe('examples/plugins through a real `fluidmcp run`', function () {
       const cli = new RunningCli(['run', '--file', config, '--plugin', apiKeyPlugin, '--start-server', '--port', '0'], { cwd: tree.root, env: { CALC_KEYS: '' } });
       running.push(cli);
       const result = await cli.exited;
-      expect(result.code).to.not.equal(0);
+      expect(result.code, result.stderr).to.equal(2);
       expect(errorLines(result.stderr)).to.have.length(1);
       expect(errorLines(result.stderr)[0]).to.match(/^fluidmcp: \/.*\/no-keys\.json: mcpServers\.calc\.auth\.keys_env: the environment variable CALC_KEYS is not set: export CALC_KEYS=/);
       expect(processesWith(marker)).to.deep.equal([]);
