@@ -163,7 +163,8 @@ export function formatReport(rows: Measurement[], header: string): string {
     '',
     'Columns: RSS MB = peak VmRSS of the front process (gateway, proxy, or the server for direct); procs = most processes in its tree;',
     'cpu% = CPU of the front process during the window (100 = one core); tree% = the front process and its children (upstream servers);',
-    'drv% = the load driver; other% = everything else on the machine (other work skews the figures); setup s = opening all sessions.',
+    'drv% = the load driver; other% = everything else on the machine, including target processes that ended within the window (other work skews the figures);',
+    'setup s = opening all sessions before the window.',
   );
   return out.join('\n');
 }
