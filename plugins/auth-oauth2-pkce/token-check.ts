@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request } from './undici.js';
 import { errors } from '../../core/index.js';
 
 export interface TokenVerdict {

@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request } from './undici.js';
 import { errors, serverFieldError, type FluidError, type JsonObject, type ServerDefinition } from '../../core/index.js';
 import type { PkceAuthConfig, TokenEndpointAuthMethod } from './config.js';
 

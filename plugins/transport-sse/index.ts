@@ -1,4 +1,5 @@
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
+import { loadUndici } from './undici.js';
 import { definePlugin, EVENT_STREAMS, type Plugin, type ServerEntry, type TransportFactory } from '../../core/index.js';
 import { SseClientRoutes } from './client-routes.js';
 import { EventStreamHub } from './event-stream.js';
@@ -52,6 +53,17 @@ export function transportSse(options: TransportSseOptions = {}): Plugin {
       routes.register();
 
       let agent: Agent | undefined;
+      let agentLoading: Promise<Agent> | undefined;
+      const getAgent = (): Promise<Agent> =>
+        (agentLoading ??= loadUndici().then(({ Agent }) => {
+          agent = new Agent({
+            connectTimeout: remote.connectTimeoutMs ?? 10_000,
+            headersTimeout: settings.headersTimeoutMs,
+            bodyTimeout: settings.requestTimeoutMs,
+            keepAliveTimeout: 4_000,
+          });
+          return agent;
+        }));
       const upstreams = new Set<RemoteUpstream>();
       const settings = {
         headersTimeoutMs: remote.headersTimeoutMs ?? 30_000,
@@ -65,13 +77,7 @@ export function transportSse(options: TransportSseOptions = {}): Plugin {
         claims: (entry: ServerEntry) => typeof entry.url === 'string' && entry.command === undefined,
         validate: (server) => validateRemoteEntry(server),
         create: (upstreamOptions) => {
-          agent ??= new Agent({
-            connectTimeout: remote.connectTimeoutMs ?? 10_000,
-            headersTimeout: settings.headersTimeoutMs,
-            bodyTimeout: settings.requestTimeoutMs,
-            keepAliveTimeout: 4_000,
-          });
-          const upstream = new RemoteUpstream(upstreamOptions, agent, settings, (u) => upstreams.delete(u));
+          const upstream = new RemoteUpstream(upstreamOptions, getAgent, settings, (u) => upstreams.delete(u));
           upstreams.add(upstream);
           return upstream;
         },
@@ -84,9 +90,11 @@ export function transportSse(options: TransportSseOptions = {}): Plugin {
       });
       api.addHook('onClose', async () => {
         await Promise.all([...upstreams].map((u) => u.stop()));
+        if (agentLoading) await agentLoading.catch(() => undefined);
         if (agent) {
           const closing = agent;
           agent = undefined;
+          agentLoading = undefined;
           // close() waits for requests in flight; destroy() after a bound so stop never hangs
           let timer: NodeJS.Timeout | undefined;
           const bound = new Promise<void>((r) => (timer = setTimeout(r, 2_000)));

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './undici.js';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import {
   errors,
@@ -76,7 +77,7 @@ export class RemoteUpstream implements Upstream {
 
   constructor(
     options: UpstreamOptions,
-    private readonly agent: Dispatcher,
+    private readonly agent: () => Promise<Dispatcher>,
     private readonly settings: RemoteSettings,
     private readonly onStopped: (upstream: RemoteUpstream) => void = () => undefined,
   ) {
@@ -148,7 +149,7 @@ export class RemoteUpstream implements Upstream {
     if (session) {
       // ending the session is a courtesy to the server: bounded, and its failure changes nothing
       await request(this.url, {
-        dispatcher: this.agent,
+        dispatcher: await this.agent(),
         method: 'DELETE',
         headers: this.sessionHeaders(session),
         headersTimeout: 2000,
@@ -188,7 +189,7 @@ export class RemoteUpstream implements Upstream {
     let res: Dispatcher.ResponseData;
     try {
       res = await request(this.url, {
-        dispatcher: this.agent,
+        dispatcher: await this.agent(),
         method: 'POST',
         headers,
         body,
@@ -321,7 +322,7 @@ export class RemoteUpstream implements Upstream {
     if (this.lastEventId !== undefined) headers['last-event-id'] = this.lastEventId;
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(this.url, { dispatcher: this.agent, method: 'GET', headers, signal: ac.signal, headersTimeout: this.settings.headersTimeoutMs, bodyTimeout: 0 });
+      res = await request(this.url, { dispatcher: await this.agent(), method: 'GET', headers, signal: ac.signal, headersTimeout: this.settings.headersTimeoutMs, bodyTimeout: 0 });
     } catch (err) {
       this.getStream = undefined;
       if (!ac.signal.aborted) this.lost(err as Error, gen);
@@ -392,7 +393,7 @@ export class RemoteUpstream implements Upstream {
       const timer = setTimeout(() => settle(new TransportFailure(`no endpoint event within ${this.settings.endpointTimeoutMs} ms`)), this.settings.endpointTimeoutMs);
       const run = async (): Promise<void> => {
         const res = await request(this.url, {
-          dispatcher: this.agent,
+          dispatcher: await this.agent(),
           method: 'GET',
           headers: { ...this.headers, accept: 'text/event-stream' },
           signal: ac.signal,
@@ -450,7 +451,7 @@ export class RemoteUpstream implements Upstream {
     const ac = this.track(new AbortController());
     try {
       const res = await request(this.legacyEndpoint!, {
-        dispatcher: this.agent,
+        dispatcher: await this.agent(),
         method: 'POST',
         headers: { ...this.headers, 'content-type': 'application/json' },
         body,
@@ -550,7 +551,7 @@ export class RemoteUpstream implements Upstream {
         return;
       }
       const res = await request(this.url, {
-        dispatcher: this.agent,
+        dispatcher: await this.agent(),
         method: 'OPTIONS',
         headers: this.headers,
         headersTimeout: Math.min(this.settings.headersTimeoutMs, PROBE_HEADERS_TIMEOUT_MS),
