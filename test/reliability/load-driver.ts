@@ -114,12 +114,16 @@ export type Outcome = 'ok' | 'rpc-error' | 'http-error' | 'wrong' | 'network' | 
 export interface Tally {
   calls: number;
   counts: Record<Outcome, number>;
+  /** network failures after the whole request was written: calls the gateway may have been working on */
+  cutAfterSend: number;
+  /** network failures by error code, e.g. ECONNREFUSED */
+  networkCodes: Record<string, number>;
   /** the first few failures, for the assertion message */
   samples: string[];
 }
 
 export function newTally(): Tally {
-  return { calls: 0, counts: { ok: 0, 'rpc-error': 0, 'http-error': 0, wrong: 0, network: 0, hung: 0 }, samples: [] };
+  return { calls: 0, counts: { ok: 0, 'rpc-error': 0, 'http-error': 0, wrong: 0, network: 0, hung: 0 }, cutAfterSend: 0, networkCodes: {}, samples: [] };
 }
 
 export function record(tally: Tally, outcome: Outcome, detail?: string): void {
@@ -130,6 +134,8 @@ export function record(tally: Tally, outcome: Outcome, detail?: string): void {
 
 export function describeTally(tally: Tally): string {
   const parts = (Object.entries(tally.counts) as [Outcome, number][]).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`);
+  if (tally.counts.network > 0) parts.push(`network by cause: ${Object.entries(tally.networkCodes).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  if (tally.cutAfterSend > 0) parts.push(`of which cut after the request was sent ${tally.cutAfterSend}`);
   return `${tally.calls} calls (${parts.join(', ') || 'none'})${tally.samples.length > 0 ? `; first failures: ${tally.samples.join(' | ')}` : ''}`;
 }
 
@@ -223,6 +229,11 @@ export async function echoLoad(options: EchoLoadOptions): Promise<Tally> {
       } catch (err) {
         outcome = err instanceof CallFailure ? err.kind : 'wrong';
         detail = (err as Error).message;
+        if (err instanceof CallFailure && err.kind === 'network') tally.networkCodes[err.message] = (tally.networkCodes[err.message] ?? 0) + 1;
+        if (err instanceof CallFailure && err.kind === 'network' && err.sent) {
+          tally.cutAfterSend++;
+          detail += ' (after the request was sent)';
+        }
         // a broken connection is not retried at once in a tight loop
         await new Promise((r) => setTimeout(r, 20));
       }
