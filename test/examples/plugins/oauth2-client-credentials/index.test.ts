@@ -19,7 +19,7 @@ const entry = (auth: Record<string, unknown>): ServerEntry => ({
   auth: { type: 'oauth2', flow: 'client_credentials', client_id_env: 'REPORTS_CLIENT_ID', client_secret_env: 'REPORTS_CLIENT_SECRET', env_var_name: 'REPORTS_TOKEN', ...auth },
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sleepUntil = (time: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, time - Date.now())));
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -81,7 +81,7 @@ describe('examples/plugins/oauth2-client-credentials', () => {
     let slowGw: TestGateway;
 
     before(async () => {
-      [long, short, flaky] = await Promise.all([startCcProvider(3600), startCcProvider(2), startCcProvider(2)]);
+      [long, short, flaky] = await Promise.all([startCcProvider(3600), startCcProvider(4), startCcProvider(4)]);
       const basic = { REPORTS_CLIENT_ID: long.basicClient.clientId, REPORTS_CLIENT_SECRET: long.basicClient.clientSecret };
       const env = { ...basic, POST_CLIENT_ID: long.postClient.clientId, POST_CLIENT_SECRET: long.postClient.clientSecret, WRONG_SECRET: 'not-the-secret' };
       gw = await start(
@@ -149,11 +149,11 @@ describe('examples/plugins/oauth2-client-credentials', () => {
     });
 
     it('replaces the token shortly before it expires: the new token gets a new process', async () => {
+      const t0 = Date.now();
       const first = (await getEnv(gw.base, 'short-lived')).env!.REPORTS_TOKEN!;
-      expect((await getEnv(gw.base, 'short-lived')).env!.REPORTS_TOKEN).to.equal(first);
       expect(short.tokenRequests).to.have.length(1);
-      // a 2 s token is replaced after half its lifetime
-      await sleep(1100);
+      // a 4 s token is replaced after half its lifetime, counted from just after t0
+      await sleepUntil(t0 + 2100);
       const second = (await getEnv(gw.base, 'short-lived')).env!.REPORTS_TOKEN!;
       expect(second).to.not.equal(first);
       expect(short.tokenRequests).to.have.length(2);
@@ -163,10 +163,12 @@ describe('examples/plugins/oauth2-client-credentials', () => {
     });
 
     it('keeps the current token while it is valid when its replacement fails', async () => {
+      const t0 = Date.now();
       const first = (await getEnv(gw.base, 'flaky')).env!.REPORTS_TOKEN!;
       flaky.mode = 'fail';
       try {
-        await sleep(1100);
+        // due for replacement at t0 + 2 s, valid until t0 + 4 s
+        await sleepUntil(t0 + 2100);
         const again = await getEnv(gw.base, 'flaky');
         expect(again.status).to.equal(200);
         expect(again.env!.REPORTS_TOKEN).to.equal(first);
