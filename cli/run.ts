@@ -1,4 +1,4 @@
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { builtinPlugins, createKernel, isHttpUrl, loadConfigFile, type Kernel, type Plugin, type ServerDefinition } from '../index.js';
 import { complain, describeError, exitCodeFor, EXIT_OK, EXIT_RUNTIME, say, UsageError } from './output.js';
 import { fileSource, packagesDir, resolveRunTarget, type ConfigSource } from './packages.js';
@@ -62,7 +62,8 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   const plugins: Plugin[] = [];
   const seen = new Set<string>();
   for (const { spec, baseDir } of pluginSpecs) {
-    const key = `${baseDir}\0${spec}`;
+    // the same file named twice (--plugin and a config's list) loads once
+    const key = spec.startsWith('.') || isAbsolute(spec) ? resolvePath(baseDir, spec) : spec;
     if (seen.has(key)) continue;
     seen.add(key);
     plugins.push(await loadPlugin(spec, baseDir));

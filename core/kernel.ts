@@ -280,7 +280,7 @@ export class Kernel {
         throw errors.FMCP_ERR_STRATEGY_MISSING(`${server.source}: mcpServers.${server.name}`, 'transport for', what, this.transports.keys().join(', ') || 'none');
       }
       server.transport = transport.kind;
-      transport.validate?.(server);
+      if (transport.validate) this.runOwned(this.transports.owner(transport.kind), 'validate', () => transport.validate!(server));
       const key = authKey(server.entry);
       if (key) {
         const strategy = this.authStrategies.get(key);
@@ -288,8 +288,18 @@ export class Kernel {
           throw errors.FMCP_ERR_STRATEGY_MISSING(`${server.source}: mcpServers.${server.name}.auth`, 'auth', key, this.authStrategies.keys().join(', ') || 'none');
         }
         server.auth = key;
-        strategy.validate?.(server);
+        if (strategy.validate) this.runOwned(this.authStrategies.owner(key), 'validate', () => strategy.validate!(server));
       }
+    }
+  }
+
+  /** Runs a plugin's synchronous step; an error that is not a FluidError is wrapped with the plugin's name. */
+  private runOwned<T>(plugin: string | undefined, step: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof FluidError) throw err;
+      throw errors.FMCP_ERR_PLUGIN_FAILED(plugin ?? 'unknown', step, err as Error);
     }
   }
 
@@ -354,7 +364,14 @@ export class Kernel {
       (ctx as { params: Record<string, string> }).params = match.params;
       if (route.guard !== undefined) {
         const server = this.servers.get(match.params[route.guard] ?? '');
-        if (server?.auth) ctx.identity = await this.authStrategies.get(server.auth)!.authenticate(ctx, server);
+        if (server?.auth) {
+          try {
+            ctx.identity = await this.authStrategies.get(server.auth)!.authenticate(ctx, server);
+          } catch (err) {
+            if (err instanceof FluidError) throw err;
+            throw errors.FMCP_ERR_PLUGIN_FAILED(this.authStrategies.owner(server.auth) ?? 'unknown', `authenticate (server "${server.name}")`, err as Error);
+          }
+        }
       }
       if (route.readBody ?? BODY_METHODS.has(ctx.method)) ctx.body = await readBody(req, route.bodyLimit ?? this.bodyLimit);
       if (hooks.preHandler.length > 0 && (await this.runRequestHooks('preHandler', ctx))) return;
