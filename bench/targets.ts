@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -408,6 +408,13 @@ async function startHttpTarget(
   return { name, pid: proc.pid, hasSessions: true, session, stop };
 }
 
+/** The Node flags in the CLI's `#!/usr/bin/env -S node <flags>` line. */
+function binNodeFlags(): string[] {
+  const first = readFileSync(cliPath, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!.*?\bnode\b(.*)$/.exec(first);
+  return match ? match[1]!.trim().split(/\s+/).filter(Boolean) : [];
+}
+
 async function startGateway(options: TargetOptions): Promise<RunningTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'fluidmcp-bench-'));
   const [cmd, args] = upstreamCommand();
@@ -415,7 +422,8 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
   if (options.auth) entry['auth'] = authBlock();
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ mcpServers: { [SERVER_NAME]: entry } }));
-  const nodeArgs = options.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
+  // start it as the `fluidmcp` bin would: with the Node flags of its shebang line
+  const nodeArgs = [...binNodeFlags(), ...(options.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [])];
   return startHttpTarget(
     'gateway',
     process.execPath,

@@ -20,6 +20,12 @@ const demoDir = join(repoRoot, 'examples', 'demo');
 const configFile = join(demoDir, 'config.json');
 const cliMain = join(repoRoot, 'dist', 'cli', 'main.js');
 
+/** The Node flags of the CLI's shebang line, so the demo runs the gateway as the `fluidmcp` bin does. */
+function binNodeFlags(): string[] {
+  const match = /^#!.*?\bnode\b(.*)$/.exec(readFileSync(cliMain, 'utf8').split('\n', 1)[0] ?? '');
+  return match ? match[1]!.trim().split(/\s+/).filter(Boolean) : [];
+}
+
 /** What config.json was written for; other ports get a copy with their URLs. */
 const CONFIG_AUTH_PORT = 9400;
 const CLIENT_ID_ENV = 'DEMO_MAILBOX_CLIENT_ID';
@@ -123,7 +129,7 @@ async function main(): Promise<void> {
   say(`Demo authorization server listening at ${auth.issuer}`);
 
   const config = configFor(authPort);
-  const child = spawn(process.execPath, [cliMain, 'run', '--file', config.file, '--start-server', '--port', String(gatewayPort)], {
+  const child = spawn(process.execPath, [...binNodeFlags(), cliMain, 'run', '--file', config.file, '--start-server', '--port', String(gatewayPort)], {
     // its own process group: Ctrl-C reaches this script, which stops the gateway once, gracefully
     detached: true,
     stdio: ['ignore', 'inherit', 'inherit'],
