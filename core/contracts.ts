@@ -202,3 +202,43 @@ export interface PendingStateStore {
   take(key: string): Promise<JsonObject | undefined>;
   size(): Promise<number>;
 }
+
+// ---- events: what plugins tell each other (the core only carries them) --------------------------
+
+/** How a login callback ended. */
+export type LoginOutcome = 'success' | 'bad_state' | 'provider_error' | 'bad_request' | 'store_unavailable';
+
+/**
+ * Events the built-in plugins emit, by name. `server` is always the name of a configured server.
+ * Events never carry tokens, identities or request data.
+ */
+export interface GatewayEvents {
+  /** a server instance came up: its process started (or restarted), or its remote connection opened */
+  'upstream.started': { server: string };
+  /** a server instance went down without the gateway asking; `wasUp` is false when it never came up */
+  'upstream.crashed': { server: string; wasUp: boolean; willRetry: boolean };
+  /** the gateway stopped a server instance (idle, evicted, gateway stopping) */
+  'upstream.stopped': { server: string; wasUp: boolean };
+  /** a call the gateway sent to a server was settled: `ok` is false for JSON-RPC errors, timeouts and failures */
+  'call.completed': { server: string; ms: number; ok: boolean };
+  /** a login callback ended */
+  'login.outcome': { server: string; outcome: LoginOutcome };
+  /** an event stream toward a client opened or closed */
+  'stream.opened': Record<string, never>;
+  'stream.closed': Record<string, never>;
+}
+
+/** The data of an event: typed for the names in GatewayEvents, `unknown` for any other name. */
+export type EventData<K extends string> = K extends keyof GatewayEvents ? GatewayEvents[K] : unknown;
+
+/**
+ * The kernel's event bus (`api.events`). Listeners run synchronously inside `emit` and must be quick;
+ * an error thrown by one is logged and does not reach the emitter.
+ */
+export interface EventBus {
+  /** adds a listener; returns a function that removes it */
+  on<K extends string>(name: K, listener: (data: EventData<K>) => void): () => void;
+  emit<K extends string>(name: K, data: EventData<K>): void;
+  /** true when someone listens to `name`: lets an emitter skip building an event nobody reads */
+  listening(name: string): boolean;
+}

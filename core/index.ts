@@ -12,4 +12,5 @@ export { createLogger, REDACT_PATHS, type Logger, type LoggerSettings } from './
 export { loadConfigFile, parseConfig, readConfigFile, configError, serverFieldError, authKey, isHttpUrl, type LoadedConfig } from './metadata.js';
 export { sendJson, sendError, readBody } from './http.js';
 export { KeyedRegistry } from './registry.js';
+export { KernelEvents } from './events.js';
 export { MemoryStateStore } from './state-store.js';

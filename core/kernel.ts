@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import {
   ANONYMOUS,
   type AuthStrategy,
+  type EventBus,
   type RequestContext,
   type ServerCatalog,
   type ServerDefinition,
@@ -12,6 +13,7 @@ import {
   type TransportFactory,
 } from './contracts.js';
 import { errors, FluidError } from './errors.js';
+import { KernelEvents } from './events.js';
 import { emptyHookTable, isHookName, applicationHookNames, requestHookNames, type HookName, type HookSignatures, type HookTable } from './hooks.js';
 import { createLogger } from './logger.js';
 import { authKey } from './metadata.js';
@@ -58,6 +60,8 @@ export interface PluginApi {
   readonly servers: ServerCatalog;
   readonly transports: StrategyRegistry<TransportFactory>;
   readonly authStrategies: StrategyRegistry<AuthStrategy>;
+  /** the kernel's event bus; listeners added here are named after the plugin in error logs */
+  readonly events: EventBus;
   route(options: RouteOptions): void;
   addHook<K extends HookName>(name: K, fn: HookSignatures[K]): void;
   provide<T>(token: Token<T>, value: T): void;
@@ -96,6 +100,7 @@ export class Kernel {
   readonly servers = new Catalog();
   readonly transports = new KeyedRegistry<TransportFactory>('Transport');
   readonly authStrategies = new KeyedRegistry<AuthStrategy>('Auth strategy');
+  readonly events: KernelEvents;
 
   private readonly plugins: Plugin[] = [];
   private readonly hooks: HookTable = emptyHookTable();
@@ -111,6 +116,8 @@ export class Kernel {
     this.options = { port: 8099, host: '127.0.0.1', ...options };
     this.container = rootContainer.createChildContainer();
     this.log = options.logger ?? createLogger({ level: options.logLevel });
+    this.events = new KernelEvents((event, plugin, err) =>
+      this.log.error({ plugin, event, error: (err as Error)?.message ?? String(err) }, 'event listener failed'));
     this.bodyLimit = options.bodyLimit ?? 4 * 1024 * 1024;
     this.allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()));
     this.allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
@@ -256,6 +263,11 @@ export class Kernel {
       servers: kernel.servers,
       transports: wrapRegistry(kernel.transports, name),
       authStrategies: wrapRegistry(kernel.authStrategies, name),
+      events: {
+        on: (event, listener) => kernel.events.on(event, listener, name),
+        emit: (event, data) => kernel.events.emit(event, data),
+        listening: (event) => kernel.events.listening(event),
+      },
       route: (options) => void kernel.router.add(options, name),
       addHook: (hook, fn) => kernel.addHook(hook, fn, name),
       provide: (token, value) => provide(kernel.container, token, value),
