@@ -76,6 +76,8 @@ export interface RequestContext {
   readonly log: Logger;
   /** free slot for hooks to pass data along */
   readonly state: Record<string, unknown>;
+  /** the path pattern of the matched route (for example `/:name/mcp`), set once the router matched */
+  readonly route?: string;
 }
 
 // ---- transports: how the gateway reaches a server -------------------------------------------

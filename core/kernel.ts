@@ -358,6 +358,7 @@ export class Kernel {
       identity: ANONYMOUS,
       log: this.log,
       state: {},
+      route: undefined,
     };
     const hooks = this.hooks;
     if (hooks.onResponse.length > 0) res.once('finish', () => void this.runRequestHooks('onResponse', ctx).catch(() => undefined));
@@ -374,6 +375,7 @@ export class Kernel {
       }
       const route = match.route;
       (ctx as { params: Record<string, string> }).params = match.params;
+      (ctx as { route?: string }).route = route.path;
       if (route.guard !== undefined) {
         const server = this.servers.get(match.params[route.guard] ?? '');
         if (server?.auth) {
