@@ -9,6 +9,8 @@ export interface LoadedConfig {
   readonly servers: ServerDefinition[];
   /** plugin modules named in the file, resolved relative to it */
   readonly plugins: string[];
+  /** `stateStore`: the URL of a pending-state store shared by replicas (a plugin decides what it serves) */
+  readonly stateStore?: string;
 }
 
 const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -89,7 +91,14 @@ export function parseConfig(json: unknown, file: string, dir: string): LoadedCon
     if (!Array.isArray(json.plugins) || json.plugins.some((p) => typeof p !== 'string')) throw configError(file, 'plugins', 'expected a list of module names or paths');
     plugins = (json.plugins as string[]).map((p) => (p.startsWith('.') || p.startsWith('/') ? resolvePath(dirname(file), p) : p));
   }
-  return { file, servers: defs, plugins };
+  let stateStore: string | undefined;
+  if (json.stateStore !== undefined) {
+    if (typeof json.stateStore !== 'string' || !URL.canParse(json.stateStore) || new URL(json.stateStore).hostname === '') {
+      throw configError(file, 'stateStore', 'expected the URL of a pending-state store shared by replicas, such as "redis://127.0.0.1:6379/0"');
+    }
+    stateStore = json.stateStore;
+  }
+  return { file, servers: defs, plugins, stateStore };
 }
 
 /** `${type}/${flow}` or `${type}`: the key an auth strategy is registered under. */

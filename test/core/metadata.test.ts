@@ -61,6 +61,11 @@ describe('core/metadata', () => {
       ]);
     });
 
+    it('reads a top-level "stateStore" URL, and none when the file has none', () => {
+      expect(loadConfigFile(write('store.json', { mcpServers: {}, stateStore: 'redis://10.0.0.5:6379/2' })).stateStore).to.equal('redis://10.0.0.5:6379/2');
+      expect(loadConfigFile(write('nostore.json', { mcpServers: {} })).stateStore).to.equal(undefined);
+    });
+
     it('names the file when it cannot be read', () => {
       const missing = join(dir, 'missing.json');
       const err = thrownBy(() => loadConfigFile(missing));
@@ -98,6 +103,8 @@ describe('core/metadata', () => {
       ['auth without type', { mcpServers: { gmail: { command: 'x', auth: { flow: 'pkce' } } } }, 'mcpServers.gmail.auth.type: expected a string such as "oauth2"'],
       ['auth with a numeric flow', { mcpServers: { gmail: { command: 'x', auth: { type: 'oauth2', flow: 2 } } } }, 'mcpServers.gmail.auth.flow: expected a string such as "pkce"'],
       ['plugins that are not a list of strings', { mcpServers: {}, plugins: 'x' }, 'plugins: expected a list of module names or paths'],
+      ['a stateStore that is not a URL', { mcpServers: {}, stateStore: 'localhost:6379' }, 'stateStore: expected the URL of a pending-state store shared by replicas'],
+      ['a stateStore that is not a string', { mcpServers: {}, stateStore: true }, 'stateStore: expected the URL of a pending-state store shared by replicas'],
     ];
     for (const [what, json, message] of cases) {
       it(`refuses ${what}`, () => {
