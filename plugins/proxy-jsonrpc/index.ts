@@ -45,6 +45,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
           sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
           maxSessions: options.maxSessions ?? 10_000,
           clientInfo: { name: 'fluidmcp', version: '0.1.0' },
+          events: api.events,
         },
         api.log,
       );

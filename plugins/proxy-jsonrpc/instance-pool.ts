@@ -1,4 +1,4 @@
-import { errors, type Identity, type Logger, type ServerDefinition, type StrategyRegistry, type TransportFactory } from '../../core/index.js';
+import { errors, type EventBus, type Identity, type Logger, type ServerDefinition, type StrategyRegistry, type TransportFactory } from '../../core/index.js';
 import { ServerInstance, type InstanceOptions } from './server-instance.js';
 
 export interface PoolOptions {
@@ -12,6 +12,8 @@ export interface PoolOptions {
   /** a server the transport gave up on is started afresh by the first call after this long */
   readonly retryFailedAfterMs: number;
   readonly clientInfo: { name: string; version: string };
+  /** where server instances report upstream.* and call.completed events */
+  readonly events?: EventBus;
 }
 
 type Hooks = Pick<InstanceOptions, 'fallbackSessions' | 'broadcast'>;

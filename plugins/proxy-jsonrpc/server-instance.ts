@@ -1,4 +1,4 @@
-import type { JsonObject, Logger, Upstream, UpstreamStatus } from '../../core/index.js';
+import type { EventBus, JsonObject, Logger, Upstream, UpstreamStatus } from '../../core/index.js';
 import {
   errorResponse,
   INTERNAL_ERROR,
@@ -35,6 +35,8 @@ interface PendingCall {
   readonly sink: CallSink;
   readonly deadline: number;
   readonly progressToken: unknown;
+  /** performance.now() when sent, or -1 when nobody listens to call.completed */
+  readonly started: number;
 }
 
 interface ServerRequest {
@@ -54,6 +56,8 @@ export interface InstanceOptions {
   readonly fallbackSessions: () => Iterable<SessionLike>;
   /** sessions that get list-changed and other broadcast notifications */
   readonly broadcast: (message: JsonObject) => void;
+  /** where upstream.* and call.completed events go */
+  readonly events?: EventBus;
 }
 
 export type InstanceState = 'starting' | 'ready' | 'down' | 'failed' | 'stopped';
@@ -90,6 +94,8 @@ export class ServerInstance {
   private lastError: string | undefined;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private settleWaiters: (() => void)[] = [];
+  /** the upstream reported up and has not gone down since */
+  private alive = false;
 
   constructor(private readonly options: InstanceOptions) {}
 
@@ -107,7 +113,7 @@ export class ServerInstance {
     this.options.upstream
       .start({
         message: (m) => this.onServerMessage(m),
-        up: () => this.handshake(),
+        up: () => this.onUp(),
         down: (err, willRetry) => this.onDown(err, willRetry),
       })
       .catch((err: Error) => this.onDown(err, false));
@@ -136,6 +142,8 @@ export class ServerInstance {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.options.events?.emit('upstream.stopped', { server: this.options.name, wasUp: this.alive });
+    this.alive = false;
     this.failAll('the gateway is stopping this server');
     clearTimeout(this.handshakeTimer);
     clearInterval(this.sweepTimer);
@@ -154,7 +162,9 @@ export class ServerInstance {
       params._meta.progressToken = id;
     }
     message.id = id;
-    this.pending.set(id, { clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken });
+    const events = this.options.events;
+    const started = events !== undefined && events.listening('call.completed') ? performance.now() : -1;
+    this.pending.set(id, { clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started });
     this.ensureSweep();
     if (this.state === 'ready') this.write(message, id);
     else this.enqueue(() => this.write(message, id), id);
@@ -240,6 +250,18 @@ export class ServerInstance {
     return why.startsWith(`Server "${this.options.name}"`) ? why : `Server "${this.options.name}" is unavailable: ${why}`;
   }
 
+  private onUp(): void {
+    if (!this.alive && this.state !== 'stopped') {
+      this.alive = true;
+      this.options.events?.emit('upstream.started', { server: this.options.name });
+    }
+    this.handshake();
+  }
+
+  private completed(call: PendingCall, ok: boolean): void {
+    this.options.events!.emit('call.completed', { server: this.options.name, ms: performance.now() - call.started, ok });
+  }
+
   private handshake(): void {
     if (this.state === 'stopped') return;
     this.state = 'starting';
@@ -291,6 +313,8 @@ export class ServerInstance {
 
   private onDown(err: Error, willRetry: boolean): void {
     if (this.state === 'stopped') return;
+    this.options.events?.emit('upstream.crashed', { server: this.options.name, wasUp: this.alive, willRetry });
+    this.alive = false;
     clearTimeout(this.handshakeTimer);
     this.lastError = err.message;
     this.state = willRetry ? 'down' : 'failed';
@@ -318,6 +342,7 @@ export class ServerInstance {
     const call = this.pending.get(id);
     if (!call) return;
     this.pending.delete(id);
+    if (call.started >= 0) this.completed(call, false);
     deliver(call.sink, make(call.clientId), this.options.log);
   }
 
@@ -339,6 +364,7 @@ export class ServerInstance {
     const call = this.pending.get(id);
     if (!call) return; // timed out or cancelled: nobody waits for it
     this.pending.delete(id);
+    if (call.started >= 0) this.completed(call, message.error === undefined);
     message.id = call.clientId;
     deliver(call.sink, message, this.options.log);
   }
