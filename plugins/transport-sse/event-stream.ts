@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { EventStream, EventStreamFactory, EventStreamOptions, Logger } from '../../core/index.js';
+import type { EventBus, EventStream, EventStreamFactory, EventStreamOptions, Logger } from '../../core/index.js';
 
 export interface EventStreamSettings {
   /** interval of the keep-alive comment, ms (0 turns it off) */
@@ -7,6 +7,8 @@ export interface EventStreamSettings {
   /** bytes a stream may hold unsent before it is closed as a slow reader */
   maxBufferedBytes: number;
   log: Logger;
+  /** where stream.opened and stream.closed go */
+  events?: EventBus;
 }
 
 const SSE_HEAD = {
@@ -17,6 +19,7 @@ const SSE_HEAD = {
 } as const;
 
 const LINE_BREAK = /\r\n|\r|\n/;
+const NO_DATA: Record<string, never> = Object.freeze({});
 
 /** One Server-Sent Events stream written to an HTTP response. */
 export class ServerEventStream implements EventStream {
@@ -107,7 +110,12 @@ export class EventStreamHub implements EventStreamFactory {
   open(res: ServerResponse, options?: EventStreamOptions): EventStream {
     const stream = new ServerEventStream(res, this.settings, options);
     this.streams.add(stream);
-    stream.onClose(() => this.streams.delete(stream));
+    const events = this.settings.events;
+    events?.emit('stream.opened', NO_DATA);
+    stream.onClose(() => {
+      this.streams.delete(stream);
+      events?.emit('stream.closed', NO_DATA);
+    });
     return stream;
   }
 

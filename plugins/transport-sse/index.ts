@@ -46,6 +46,7 @@ export function transportSse(options: TransportSseOptions = {}): Plugin {
         keepAliveMs: options.keepAliveMs ?? 15_000,
         maxBufferedBytes: options.maxBufferedBytes ?? 4 * 1024 * 1024,
         log,
+        events: api.events,
       });
       api.provide(EVENT_STREAMS, hub);
 
