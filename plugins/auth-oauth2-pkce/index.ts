@@ -43,7 +43,7 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
       const publicUrl = (): string => api.kernel.publicUrl();
       const loginUrl = (server: ServerDefinition): string => `${publicUrl()}/${encodeURIComponent(server.name)}/auth/login`;
       const strategy = new PkceStrategy(loginUrl, tokenCheck, env, api.log);
-      const routes = new LoginFlow(api.servers, strategy, () => store!, publicUrl, { pendingLoginTtlMs, providerTimeoutMs, env }, api.log);
+      const routes = new LoginFlow(api.servers, strategy, () => store!, publicUrl, { pendingLoginTtlMs, providerTimeoutMs, env, events: api.events }, api.log);
 
       api.authStrategies.register(STRATEGY_KEY, strategy, api.name);
       api.route({ method: 'GET', path: '/:name/auth/login', handler: (ctx) => routes.login(ctx) });

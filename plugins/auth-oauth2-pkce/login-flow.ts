@@ -1,7 +1,9 @@
 import {
   errors,
   sendJson,
+  type EventBus,
   type JsonObject,
+  type LoginOutcome,
   type Logger,
   type PendingStateStore,
   type RequestContext,
@@ -17,6 +19,8 @@ export interface LoginFlowOptions {
   readonly pendingLoginTtlMs: number;
   readonly providerTimeoutMs: number;
   readonly env: NodeJS.ProcessEnv;
+  /** where login.outcome goes */
+  readonly events?: EventBus;
 }
 
 /** A login between /auth/login and /auth/callback, kept in the pending-state store under its `state`. */
@@ -60,7 +64,7 @@ export class LoginFlow {
     const state = createState();
     const redirectUri = this.redirectUri(server);
     const pending: PendingLogin = { package: server.name, verifier, redirect_uri: redirectUri };
-    await this.store().put(state, pending, this.options.pendingLoginTtlMs);
+    await this.storeStep(server, 'save', () => this.store().put(state, pending, this.options.pendingLoginTtlMs), 'try again in a moment');
 
     const target = new URL(config.authorizationUrl);
     for (const [name, value] of Object.entries(config.extraParams)) target.searchParams.set(name, value);
@@ -82,8 +86,11 @@ export class LoginFlow {
     const { server, config } = this.pkceServer(ctx.params.name!);
     const state = ctx.query.get('state');
     // one use, whatever follows: the pending login is gone as soon as its state comes back
-    const pending = state ? ((await this.store().take(state)) as PendingLogin | undefined) : undefined;
+    const pending = state
+      ? ((await this.storeStep(server, 'take', () => this.store().take(state), `retry this callback in a moment, or start a new login at ${this.loginUrl(server)}`)) as PendingLogin | undefined)
+      : undefined;
     if (!pending || pending.package !== server.name) {
+      this.outcome(server, 'bad_state');
       this.log.info({ server: server.name, reason: pending ? 'state issued for another package' : 'unknown, used or expired state' }, 'callback refused');
       throw errors.FMCP_ERR_BAD_REQUEST(
         `Invalid or expired state parameter: this login was already completed, timed out, or was started for another package. Go to ${this.loginUrl(server)} to start a new login`,
@@ -91,6 +98,7 @@ export class LoginFlow {
     }
     const providerError = ctx.query.get('error');
     if (providerError !== null) {
+      this.outcome(server, 'provider_error');
       const description = ctx.query.get('error_description');
       this.log.info({ server: server.name, error: providerText(providerError, 80) }, 'login failed at the provider');
       throw errors.FMCP_ERR_BAD_REQUEST(
@@ -99,6 +107,7 @@ export class LoginFlow {
     }
     const code = ctx.query.get('code');
     if (!code) {
+      this.outcome(server, 'bad_request');
       throw errors.FMCP_ERR_BAD_REQUEST(
         `The callback for "${server.name}" has no "code" parameter: open ${this.loginUrl(server)} and let the provider redirect back here`,
       );
@@ -111,7 +120,11 @@ export class LoginFlow {
       grant: { grant_type: 'authorization_code', code, redirect_uri: pending.redirect_uri, code_verifier: pending.verifier },
       timeoutMs: this.options.providerTimeoutMs,
       retryHint: `Go to ${this.loginUrl(server)} to start a new login`,
-    }));
+    })).catch((err: unknown) => {
+      this.outcome(server, 'provider_error');
+      throw err;
+    });
+    this.outcome(server, 'success');
     this.log.info({ server: server.name }, 'login completed: tokens handed to the client');
     sendJson(ctx.res, 200, { success: true, package: server.name, token_data: tokenData, message: SUCCESS_MESSAGE }, NO_STORE);
   }
@@ -136,6 +149,26 @@ export class LoginFlow {
     }));
     this.log.info({ server: server.name }, 'tokens refreshed');
     sendJson(ctx.res, 200, { success: true, package: server.name, token_data: tokenData, message: REFRESH_MESSAGE }, NO_STORE);
+  }
+
+  private outcome(server: ServerDefinition, outcome: LoginOutcome): void {
+    this.options.events?.emit('login.outcome', { server: server.name, outcome });
+  }
+
+  /**
+   * One call to the pending-state store. A store that fails or cannot be reached is a 503 that says what
+   * to do, whatever the store threw: a shared store going away must not look like a bug of the gateway.
+   */
+  private async storeStep<T>(server: ServerDefinition, step: 'save' | 'take', work: () => Promise<T>, hint: string): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      const message = (err as Error)?.message ?? String(err);
+      const reason = errors.FMCP_ERR_STATE_STORE.is(err) ? message.slice(message.indexOf(': ') + 2) : message;
+      this.log.warn({ server: server.name, step, error: reason }, 'the pending-state store failed');
+      if (step === 'take') this.outcome(server, 'store_unavailable');
+      throw errors.FMCP_ERR_STATE_STORE(`the login to "${server.name}" cannot ${step === 'save' ? 'start' : 'finish'} (${reason}); ${hint}`);
+    }
   }
 
   private async logFailure<T>(server: ServerDefinition, step: string, work: Promise<T>): Promise<T> {
