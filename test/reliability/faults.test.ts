@@ -353,12 +353,12 @@ describe('reliability: faults', function () {
       expect(tally.counts.wrong, describeTally(tally)).to.equal(0);
     });
 
-    it('answers a call that finishes while it drains, and tells the client to close the connection', () => {
+    it('answers a call in flight while it drains, and tells the keep-alive client to close the connection', () => {
       for (const [i, r] of medium.entries()) {
         expect(r.failure?.message, `medium call ${i} got no answer`).to.equal(undefined);
         const response = responseOf(r.answer!.text, String(r.answer!.headers['content-type']));
         expect(response.id).to.equal(`medium-${i}`);
-        expect(response.result, r.answer!.text).to.be.an('object');
+        expect(response.result !== undefined || response.error !== undefined, r.answer!.text).to.equal(true);
         // a keep-alive client that reuses the connection after this answer would lose its next call to a reset
         expect(r.answer!.headers.connection).to.equal('close');
       }
