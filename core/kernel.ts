@@ -47,7 +47,14 @@ export interface KernelOptions {
   allowedOrigins?: string[];
   /** servers to serve */
   servers?: ServerDefinition[];
+  /**
+   * this gateway's name among replicas (1-32 letters, digits, "-", "_"): plugins start the session ids
+   * they hand out with `<replicaId>.`, so a load balancer can send each session back to its replica
+   */
+  replicaId?: string;
 }
+
+const REPLICA_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
 export type KernelState = 'idle' | 'starting' | 'started' | 'stopping' | 'stopped';
 
@@ -113,6 +120,9 @@ export class Kernel {
   private readonly bodyLimit: number;
 
   constructor(options: KernelOptions = {}) {
+    if (options.replicaId !== undefined && !REPLICA_ID.test(options.replicaId)) {
+      throw errors.FMCP_ERR_CONFIG_INVALID('kernel options', 'replicaId', `expected 1-32 letters, digits, "-" or "_", got "${options.replicaId}"`);
+    }
     this.options = { port: 8099, host: '127.0.0.1', ...options };
     this.container = rootContainer.createChildContainer();
     this.log = options.logger ?? createLogger({ level: options.logLevel });
