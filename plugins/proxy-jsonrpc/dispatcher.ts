@@ -16,6 +16,8 @@ import { newSessionId, Session, SessionStore } from './sessions.js';
 export interface DispatcherOptions extends PoolOptions {
   readonly sessionIdleMs: number;
   readonly maxSessions: number;
+  /** what every session id starts with (the replica's id and a dot, or nothing) */
+  readonly sessionIdPrefix?: string;
 }
 
 /**
@@ -55,7 +57,7 @@ export class Dispatcher {
   /** Answers initialize from the server's kept answer and opens a session. */
   async initialize(server: ServerDefinition, identity: Identity, message: JsonObject, channel?: (m: JsonObject) => void): Promise<{ session: Session; response: JsonObject }> {
     const params = isObject(message.params) ? message.params : {};
-    const id = newSessionId();
+    const id = newSessionId(this.options.sessionIdPrefix);
     const key = InstancePool.keyOf(server, identity, id);
     const instance = this.pool.get(server, identity, key);
     await withTimeout(instance.whenReady(), this.options.handshakeTimeoutMs, `Server "${server.name}" did not become ready`);

@@ -46,6 +46,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
           maxSessions: options.maxSessions ?? 10_000,
           clientInfo: { name: 'fluidmcp', version: '0.1.0' },
           events: api.events,
+          sessionIdPrefix: api.kernel.options.replicaId ? `${api.kernel.options.replicaId}.` : '',
         },
         api.log,
       );

@@ -3,7 +3,7 @@ import type { EventStream, Identity, JsonObject, ServerDefinition } from '../../
 import type { SessionLike } from './server-instance.js';
 
 /** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
-export const newSessionId = (): string => randomBytes(16).toString('hex');
+export const newSessionId = (prefix = ''): string => prefix + randomBytes(16).toString('hex');
 
 export class Session implements SessionLike {
   readonly serverRequests = new Set<string>();

@@ -138,7 +138,8 @@ export class SseClientRoutes {
       ctx.res.end();
       return;
     }
-    const sessionId = randomBytes(16).toString('hex');
+    const replica = this.api.kernel.options.replicaId;
+    const sessionId = (replica ? `${replica}.` : '') + randomBytes(16).toString('hex');
     const session: LegacySession = { server: name, identityKey: ctx.identity.key, channel: undefined };
     let stream: EventStream | undefined;
     const early: JsonObject[] = [];
