@@ -129,7 +129,7 @@ export function newTally(): Tally {
 export function record(tally: Tally, outcome: Outcome, detail?: string): void {
   tally.calls++;
   tally.counts[outcome]++;
-  if (outcome !== 'ok' && detail !== undefined && tally.samples.length < 8) tally.samples.push(`${outcome}: ${detail}`);
+  if (outcome !== 'ok' && detail !== undefined && tally.samples.length < 8) tally.samples.push(`${outcome}: ${detail.length > 240 ? `${detail.slice(0, 240)}…` : detail}`);
 }
 
 export function describeTally(tally: Tally): string {
