@@ -1,0 +1,50 @@
+import { definePlugin, errors, PENDING_STATE, type Plugin } from '../../core/index.js';
+import { displayUrl, RedisStateStore } from './redis-store.js';
+
+export { RedisStateStore, displayUrl } from './redis-store.js';
+
+export interface StateRedisOptions {
+  /** `redis://[user:password@]host:port/db` or `rediss://…` (TLS) */
+  url: string;
+  /** prefix of every key the store writes (default `fmcp:`): keys are `<prefix>pending:<state>` and `<prefix>pending-index` */
+  prefix?: string;
+  /** bound on the connection at start and on each reconnection, ms (default 5000) */
+  connectTimeoutMs?: number;
+  /** bound on each command, ms (default 2000): a login never waits longer on Redis */
+  commandTimeoutMs?: number;
+}
+
+/** True for the URLs this plugin serves: redis:// and rediss:// with a host. */
+export function isRedisUrl(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const u = new URL(url);
+  return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
+}
+
+/**
+ * Pending logins in Redis (PENDING_STATE), so replicas behind a load balancer share them: a login
+ * started on one replica completes on another, and a state is used once even when two race for it.
+ * Redis unreachable at start stops start-up with an error naming the URL; during a login it is a 503.
+ * Needs Redis 6.2 or later (GETDEL).
+ */
+export function stateRedis(options: StateRedisOptions): Plugin {
+  if (typeof options?.url !== 'string' || !isRedisUrl(options.url)) {
+    const given = typeof options?.url === 'string' && URL.canParse(options.url) ? displayUrl(options.url) : String(options?.url);
+    throw errors.FMCP_ERR_PLUGIN_INVALID('"state-redis"', `url must be redis://host:port/db or rediss://host:port/db, got "${given}"`);
+  }
+  return definePlugin({
+    name: 'state-redis',
+    register(api) {
+      const store = new RedisStateStore({
+        url: options.url,
+        prefix: options.prefix ?? 'fmcp:',
+        connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+        commandTimeoutMs: options.commandTimeoutMs ?? 2000,
+        log: api.log,
+      });
+      api.provide(PENDING_STATE, store);
+      api.addHook('onStart', () => store.connect());
+      api.addHook('onClose', () => store.close());
+    },
+  });
+}
