@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
 import {
@@ -118,6 +118,8 @@ export class Kernel {
   private readonly allowedHosts: Set<string>;
   private readonly allowedOrigins: Set<string>;
   private readonly bodyLimit: number;
+  /** responses not yet finished: told to close their connection when the kernel stops */
+  private readonly active = new Set<ServerResponse>();
 
   constructor(options: KernelOptions = {}) {
     if (options.replicaId !== undefined && !REPLICA_ID.test(options.replicaId)) {
@@ -223,7 +225,11 @@ export class Kernel {
     const bound = this.options.closeTimeout ?? 8000;
     const deadline = Date.now() + bound;
     const server = this.httpServer;
-    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    // stop listening but keep serving open connections until preClose hooks drained them: http.Server.close()
+    // would also cut idle keep-alive sockets at once, resetting clients whose next request is on its way
+    const closed = server ? new Promise<void>((r) => NetServer.prototype.close.call(server, () => r())) : Promise.resolve();
+    // answers still to come end their keep-alive connection, so no client sends into a socket about to close
+    for (const res of this.active) if (!res.headersSent) res.setHeader('connection', 'close');
     for (const hook of [...this.hooks.preClose].reverse()) await this.runBounded(hook.plugin, 'preClose', hook.fn, deadline);
     if (server) {
       server.closeIdleConnections();
@@ -371,6 +377,10 @@ export class Kernel {
       route: undefined,
     };
     const hooks = this.hooks;
+    if (this.stateValue === 'stopping') res.setHeader('connection', 'close');
+    const active = this.active;
+    active.add(res);
+    res.once('close', () => active.delete(res));
     if (hooks.onResponse.length > 0) res.once('finish', () => void this.runRequestHooks('onResponse', ctx).catch(() => undefined));
     try {
       const refusal = this.checkHostAndOrigin(req);

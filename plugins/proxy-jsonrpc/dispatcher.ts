@@ -114,6 +114,15 @@ export class Dispatcher {
     if (session.server.entry.isolation === 'session') void this.pool.release(session.instanceKey);
   }
 
+  /** Lets calls in flight finish for up to `ms`, then answers the rest with a JSON-RPC error. */
+  async drain(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline && this.pool.all().some((i) => i.inFlight > 0)) await new Promise((r) => setTimeout(r, 20));
+    for (const instance of this.pool.all()) {
+      if (instance.inFlight > 0) instance.failAll(`The gateway is stopping and the call did not finish within ${ms} ms: retry it once the gateway is back`);
+    }
+  }
+
   async stop(): Promise<void> {
     this.sessions.stop();
     for (const s of this.sessions.all()) this.sessions.delete(s);

@@ -20,6 +20,8 @@ export interface ProxyOptions {
   retryFailedAfterMs?: number;
   /** a session without calls or an open stream expires after this long (default 30 min) */
   sessionIdleMs?: number;
+  /** on stop, how long calls in flight may finish before they get an error (default 3 s) */
+  drainMs?: number;
   /** most sessions at once; beyond, the least recently seen ends (default 10,000) */
   maxSessions?: number;
 }
@@ -31,6 +33,8 @@ export interface ProxyOptions {
 export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
   return definePlugin({
     name: 'proxy-jsonrpc',
+    // registered after transport-sse so that its preClose (last in, first out) drains calls before streams end
+    after: ['transport-sse'],
     register(api) {
       const dispatcher = new Dispatcher(
         api.servers,
@@ -84,7 +88,8 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
           });
         await Promise.all(starting);
       });
-      api.addHook('preClose', () => {
+      api.addHook('preClose', async () => {
+        await dispatcher.drain(options.drainMs ?? 3000);
         for (const s of dispatcher.sessions.all()) s.stream?.close('gateway stopping');
       });
       api.addHook('onClose', () => dispatcher.stop());

@@ -72,6 +72,10 @@ export class InstancePool {
     return instance;
   }
 
+  all(): ServerInstance[] {
+    return [...this.instances.values()];
+  }
+
   instancesOf(serverName: string): ServerInstance[] {
     const out: ServerInstance[] = [];
     for (const [key, instance] of this.instances) if (key.startsWith(`${serverName}\u0000`)) out.push(instance);

@@ -27,11 +27,18 @@ export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' &
 
 export type MessageKind = 'request' | 'notification' | 'response' | 'invalid';
 
-/** Classifies one message; `invalid` covers anything that is not a JSON-RPC 2.0 object. */
+/**
+ * Classifies one client message; `invalid` covers anything that is not a JSON-RPC 2.0 object. A missing
+ * `jsonrpc` member is filled in (as the seed's clients may omit it); any other value is invalid.
+ */
 export function kindOf(message: unknown): MessageKind {
   if (!isObject(message)) return 'invalid';
+  if (message.jsonrpc === undefined) message.jsonrpc = '2.0';
+  else if (message.jsonrpc !== '2.0') return 'invalid';
   const hasId = 'id' in message;
   if (typeof message.method === 'string') {
+    const params = message.params;
+    if (params !== undefined && (typeof params !== 'object' || params === null)) return 'invalid';
     if (!hasId) return 'notification';
     return validId(message.id) ? 'request' : 'invalid';
   }

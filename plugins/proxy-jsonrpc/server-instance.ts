@@ -319,8 +319,8 @@ export class ServerInstance {
     this.lastError = err.message;
     this.state = willRetry ? 'down' : 'failed';
     if (!willRetry) this.failedAt = Date.now();
-    const reason = willRetry ? `${err.message}; it is restarting, retry the call` : `${err.message}; it is not restarted`;
-    this.failAll(`Server "${this.options.name}" stopped: ${reason}`);
+    const what = err.message.startsWith(`Server "${this.options.name}"`) ? err.message : `Server "${this.options.name}" stopped: ${err.message}`;
+    this.failAll(willRetry ? `${what}; it is restarting, retry the call` : `${what}; it is not restarted`);
     this.serverRequests.clear();
     this.settled();
     if (!willRetry) {
@@ -331,7 +331,7 @@ export class ServerInstance {
   }
 
   /** Fails every call in flight and every queued one at once. */
-  private failAll(message: string): void {
+  failAll(message: string): void {
     const calls = [...this.pending.keys()];
     for (const id of calls) this.settle(id, (clientId) => errorResponse(clientId, SERVER_UNAVAILABLE, message));
     // queued calls were in pending too; the rest of the queue is notifications

@@ -124,7 +124,7 @@ export class StreamableHttpEndpoint {
     const server = this.dispatcher.server(ctx.params.name!);
     const { req, res } = ctx;
     const contentType = req.headers['content-type'];
-    if (contentType !== undefined && !contentType.toLowerCase().startsWith('application/json')) {
+    if (contentType !== undefined && contentType.split(';', 1)[0]!.trim().toLowerCase() !== 'application/json') {
       sendJson(res, 415, errorResponse(null, INVALID_REQUEST, `Unsupported Content-Type "${contentType}": send the JSON-RPC message as application/json`));
       return;
     }
@@ -159,7 +159,7 @@ export class StreamableHttpEndpoint {
     switch (kindOf(message)) {
       case 'invalid': {
         const id = isObject(message) ? message.id : null;
-        sendJson(res, 400, errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "method" (and "id" for a request)'));
+        sendJson(res, 400, errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object: "jsonrpc": "2.0", a string "method", "params" as an object or array, and a string or number "id" for a request'));
         return;
       }
       case 'notification':

@@ -70,13 +70,14 @@ export class ServerEventStream implements EventStream {
   }
 
   private write(text: string): boolean {
-    this.res.write(text);
+    // judge the reader by what it left unread before this event: one large event is fine, a backlog is not
     const buffered = this.res.writableLength;
-    if (buffered > this.settings.maxBufferedBytes) {
-      this.finish(`the client does not read fast enough: ${buffered} bytes wait to be sent, beyond the limit of ${this.settings.maxBufferedBytes}`, true);
-      return false;
+    if (buffered <= this.settings.maxBufferedBytes) {
+      this.res.write(text);
+      return true;
     }
-    return true;
+    this.finish(`the client does not read fast enough: ${buffered} bytes wait to be sent, beyond the limit of ${this.settings.maxBufferedBytes}`, true);
+    return false;
   }
 
   private finish(reason: string, slowReader: boolean): void {

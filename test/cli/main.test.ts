@@ -1,12 +1,19 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { cliPath, repoRoot } from '../helpers/paths.js';
 
 describe('cli: fluidmcp', () => {
-  it('is an executable script that starts with a shebang', () => {
-    expect(readFileSync(cliPath, 'utf8').split('\n')[0]).to.equal('#!/usr/bin/env node');
+  it('is a script whose shebang line runs it with node', () => {
+    const shebang = readFileSync(cliPath, 'utf8').split('\n')[0]!;
+    expect(shebang).to.match(/^#!\/usr\/bin\/env (-S )?node( --[a-z-]+=\S+)*$/);
+    // what the kernel does with a bin: run the shebang's command line with the script appended
+    const [command, ...args] = shebang.slice(2).split(' ');
+    const result = spawnSync(command!, [...args, cliPath, '--version'], { encoding: 'utf8' });
+    expect(result.status).to.equal(0);
+    expect(result.stdout.trim()).to.match(/^\d+\.\d+\.\d+/);
   });
 
   it('prints help with both commands and the run options, exit 0', async () => {
