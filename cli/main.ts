@@ -16,6 +16,12 @@ function list(value: unknown): string[] {
   return (Array.isArray(value) ? value : [value]).map(String);
 }
 
+/** A single-valued option given twice: the last one wins, as for --port. */
+function last(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  return String(Array.isArray(value) ? value.at(-1) : value);
+}
+
 function parsePort(raw: unknown): number {
   const text = String(Array.isArray(raw) ? raw.at(-1) : raw);
   const port = Number(text);
@@ -70,6 +76,9 @@ await yargs(hideBin(process.argv))
         .option('allowed-host', { type: 'string', describe: 'a Host name to accept besides loopback names (repeatable)' })
         .option('allowed-origin', { type: 'string', describe: 'a browser Origin to accept (repeatable)' })
         .option('plugin', { type: 'string', describe: 'a plugin module name or path to load (repeatable)' })
+        .option('state-store', { type: 'string', describe: 'where pending logins live: redis://host:port/db (shared by replicas) or memory (default)' })
+        .option('replica-id', { type: 'string', describe: 'this replica\'s name behind a load balancer: session ids start with it (see docs/deploy.md)' })
+        .option('metrics', { type: 'boolean', default: false, describe: 'serve Prometheus metrics at GET /metrics' })
         .example('$0 run test/gmail-mock@1.0.0 --start-server', 'serve one installed package on port 8099')
         .example('$0 run --file config.json --start-server --port 9000', 'serve a config file'),
     (argv) => {
@@ -85,6 +94,9 @@ await yargs(hideBin(process.argv))
         allowedHosts: list(argv['allowed-host']),
         allowedOrigins: list(argv['allowed-origin']),
         plugins: list(argv.plugin),
+        stateStore: last(argv['state-store']),
+        replicaId: last(argv['replica-id']),
+        metrics: argv.metrics === true,
         packagesDir: argv['packages-dir'],
       }));
     },

@@ -1,5 +1,15 @@
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { builtinPlugins, createKernel, isHttpUrl, loadConfigFile, type Kernel, type Plugin, type ServerDefinition } from '../index.js';
+import {
+  builtinPlugins,
+  createKernel,
+  isHttpUrl,
+  loadConfigFile,
+  metricsPrometheus,
+  stateRedis,
+  type Kernel,
+  type Plugin,
+  type ServerDefinition,
+} from '../index.js';
 import { complain, describeError, exitCodeFor, EXIT_OK, EXIT_RUNTIME, say, UsageError } from './output.js';
 import { fileSource, packagesDir, resolveRunTarget, type ConfigSource } from './packages.js';
 import { loadPlugin } from './plugins.js';
@@ -19,6 +29,12 @@ export interface RunOptions {
   /** module names or paths (relative to cwd) of third-party plugins */
   plugins: string[];
   packagesDir?: string;
+  /** `redis://host:port/db` (pending logins shared by replicas) or `memory`; default: a config file's "stateStore", else memory */
+  stateStore?: string;
+  /** this replica's name: session ids start with it so a load balancer can route them back */
+  replicaId?: string;
+  /** serve GET /metrics */
+  metrics?: boolean;
   /** how long a signal waits for a graceful stop before exiting anyway, ms */
   stopTimeout?: number;
 }
@@ -26,6 +42,25 @@ export interface RunOptions {
 interface Prepared {
   servers: ServerDefinition[];
   plugins: Plugin[];
+  /** the store URL from --state-store or a config file, undefined for memory */
+  stateStore?: string;
+}
+
+const REPLICA_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** The store URL without a password, for messages (also when it does not parse). */
+function shownUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#:@]*):[^/?#@]*@/i, '$1:***@');
+}
+
+/** undefined for the in-memory store; the URL for Redis; a usage error for anything else. */
+function checkStateStore(value: string, where: string): string | undefined {
+  if (value === 'memory') return undefined;
+  const u = URL.canParse(value) ? new URL(value) : undefined;
+  if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '') {
+    throw new UsageError(`${where} must be redis://host:port/db, rediss://host:port/db or memory, got "${shownUrl(value)}"`);
+  }
+  return value;
 }
 
 function checkOptions(options: RunOptions): void {
@@ -41,6 +76,10 @@ function checkOptions(options: RunOptions): void {
   if (options.publicUrl !== undefined && !isHttpUrl(options.publicUrl)) {
     throw new UsageError(`--public-url must be an http(s) URL such as https://gateway.example.com, got "${options.publicUrl}"`);
   }
+  if (options.stateStore !== undefined) checkStateStore(options.stateStore, '--state-store');
+  if (options.replicaId !== undefined && !REPLICA_ID.test(options.replicaId)) {
+    throw new UsageError(`--replica-id must be 1-32 letters, digits, "-" or "_" (it starts every session id), got "${options.replicaId}"`);
+  }
 }
 
 /** Reads every config source and loads every plugin named on the command line or in the files. */
@@ -50,10 +89,20 @@ async function prepare(options: RunOptions): Promise<Prepared> {
     : resolveRunTarget(options.target!, packagesDir(options.packagesDir));
   const servers: ServerDefinition[] = [];
   const pluginSpecs: { spec: string; baseDir: string }[] = options.plugins.map((spec) => ({ spec, baseDir: process.cwd() }));
+  let stateStore = options.stateStore !== undefined ? checkStateStore(options.stateStore, '--state-store') : undefined;
+  let storeFrom = options.stateStore !== undefined ? '--state-store' : undefined;
   for (const source of sources) {
     say(`Reading ${source.label}...`);
     const loaded = loadConfigFile(source.file);
     servers.push(...loaded.servers);
+    if (loaded.stateStore !== undefined && options.stateStore === undefined) {
+      const url = checkStateStore(loaded.stateStore, `"stateStore" in ${loaded.file}`);
+      if (storeFrom !== undefined && url !== stateStore) {
+        throw new UsageError(`"stateStore" in ${loaded.file} differs from the one in ${storeFrom}: one gateway has one store (or give --state-store)`);
+      }
+      stateStore = url;
+      storeFrom = loaded.file;
+    }
     for (const spec of loaded.plugins) pluginSpecs.push({ spec, baseDir: dirname(loaded.file) });
   }
   if (servers.length === 0) {
@@ -68,7 +117,7 @@ async function prepare(options: RunOptions): Promise<Prepared> {
     seen.add(key);
     plugins.push(await loadPlugin(spec, baseDir));
   }
-  return { servers, plugins };
+  return { servers, plugins, stateStore };
 }
 
 function describeServer(server: ServerDefinition): string {
@@ -77,7 +126,7 @@ function describeServer(server: ServerDefinition): string {
   return `${where}${auth}`;
 }
 
-function printStarted(kernel: Kernel): void {
+function printStarted(kernel: Kernel, stateStore: string | undefined, metrics: boolean): void {
   const publicUrl = kernel.publicUrl();
   for (const server of kernel.servers.list()) {
     const strategy = server.auth ? kernel.authStrategies.get(server.auth) : undefined;
@@ -85,6 +134,8 @@ function printStarted(kernel: Kernel): void {
     say(`Added ${server.name} endpoints${banner.suffix ?? ''}`);
     for (const line of banner.lines ?? []) say(/^\s/.test(line) ? line : `  ${line}`);
   }
+  if (stateStore !== undefined) say(`Pending logins are kept in Redis at ${shownUrl(stateStore)}`);
+  if (metrics) say(`Metrics: ${publicUrl}/metrics`);
   say(`Starting FluidMCP server on port ${kernel.address().port}`);
   say(`FluidMCP gateway ready at ${publicUrl}`);
 }
@@ -130,7 +181,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
   let kernel: Kernel | undefined;
   try {
     checkOptions(options);
-    const { servers, plugins } = await prepare(options);
+    const { servers, plugins, stateStore } = await prepare(options);
     if (!options.startServer) {
       for (const server of servers) say(`Would add ${server.name} endpoints (${describeServer(server)})`);
       const count = servers.length === 1 ? '1 server' : `${servers.length} servers`;
@@ -144,14 +195,18 @@ export async function runCommand(options: RunOptions): Promise<number> {
       logLevel: options.logLevel,
       allowedHosts: options.allowedHosts,
       allowedOrigins: options.allowedOrigins,
+      replicaId: options.replicaId,
       servers,
     });
-    // third-party plugins first: their transports get the first claim on the entries they know
+    // the store first: Redis unreachable stops start-up before any server process starts
+    if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore }));
+    // third-party plugins next: their transports get the first claim on the entries they know
     for (const plugin of [...plugins, ...builtinPlugins()]) kernel.use(plugin);
+    if (options.metrics) kernel.use(metricsPrometheus());
     const started = kernel.start();
     handleSignals(kernel, started, options.stopTimeout ?? 10_000);
     await started;
-    printStarted(kernel);
+    printStarted(kernel, stateStore, options.metrics === true);
     return await new Promise<number>(() => undefined);
   } catch (err) {
     complain(describeError(err));
