@@ -174,6 +174,8 @@ ${replicas.map((r) => `    "~^${r.id}\\." fluidmcp_${r.id};`).join('\n')}
 
   server {
     listen 127.0.0.1:${listenPort};
+    # each replica counts its own figures: Prometheus scrapes every replica directly, never through here
+    location = /metrics { return 404; }
     location / {
       proxy_pass http://$fluidmcp_upstream;
       proxy_http_version 1.1;
@@ -201,10 +203,10 @@ export interface NginxServer {
 }
 
 /** Starts nginx in the foreground with the configuration above; resolves once it answers on its port. */
-export async function startNginx(replicas: readonly NginxReplica[], binary = findBinary('nginx')): Promise<NginxServer> {
+export async function startNginx(replicas: readonly NginxReplica[], options: { port?: number } = {}, binary = findBinary('nginx')): Promise<NginxServer> {
   if (!binary) throw new Error('nginx is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'fmcp-nginx-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const config = nginxConfig(dir, port, replicas);
   const file = join(dir, 'nginx.conf');
   writeFileSync(file, config);
