@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { closedPort } from '../plugins/auth-oauth2-pkce/pkce-gateway.js';
 import { errorLines, everythingMetadata, RunningCli, runCli, tempTree, type CliResult } from '../helpers/cli.js';
-import { findBinary, startRedis, type RedisServer } from '../helpers/services.js';
+import { skipWithout, startRedis, type RedisServer } from '../helpers/services.js';
 
 function oneErrorLine(result: CliResult): string {
   const lines = errorLines(result.stderr);
@@ -55,7 +55,7 @@ describe('cli: fluidmcp run --state-store, --replica-id, --metrics', function ()
   describe('with a real redis-server', () => {
     let redis: RedisServer;
     before(async function () {
-      if (!findBinary('redis-server')) this.skip(); // .ci/run installs the Debian package redis-server
+      skipWithout(this, 'redis-server');
       redis = await startRedis();
     });
     after(() => redis?.stop());

@@ -24,6 +24,17 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Skips the calling suite, saying why, when one of `binaries` is not installed: the only reason a replica
+ * test may skip. `.ci/run` installs them (apt-get install -y redis-server nginx).
+ */
+export function skipWithout(suite: Mocha.Context, ...binaries: string[]): void {
+  const missing = binaries.filter((name) => !findBinary(name));
+  if (missing.length === 0) return;
+  process.stdout.write(`      skipped: ${missing.join(' and ')} not installed (apt-get install -y redis-server nginx, as .ci/run does)\n`);
+  suite.skip();
+}
+
 /** A port the OS says is free right now. */
 export async function freePort(): Promise<number> {
   const server = createServer();

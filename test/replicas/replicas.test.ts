@@ -5,7 +5,7 @@ import { everythingMetadata, RunningCli, tempTree } from '../helpers/cli.js';
 import { postJson } from '../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../helpers/oidc.js';
 import { parseMetrics, sampleValue } from '../helpers/prometheus.js';
-import { findBinary, freePort, startNginx, startRedis, type NginxServer, type RedisServer } from '../helpers/services.js';
+import { freePort, skipWithout, startNginx, startRedis, type NginxServer, type RedisServer } from '../helpers/services.js';
 import { mailboxEntry, pkceAuth } from '../plugins/auth-oauth2-pkce/pkce-gateway.js';
 
 /**
@@ -60,12 +60,7 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
   const replicas: Replica[] = [];
 
   before(async function () {
-    const missing = ['redis-server', 'nginx'].filter((name) => !findBinary(name));
-    if (missing.length > 0) {
-      // eslint-disable-next-line no-console
-      console.log(`      skipped: ${missing.join(' and ')} not installed (apt-get install -y redis-server nginx; .ci/run does it)`);
-      this.skip();
-    }
+    skipWithout(this, 'redis-server', 'nginx');
     const nginxPort = await freePort();
     [redis, oidc] = await Promise.all([startRedis(), startOidcServer()]);
     const config = tree.write('config.json', {

@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import { createKernel, errors, FluidError, PENDING_STATE, stateRedis, type PendingStateStore } from '../../../index.js';
 import { RedisStateStore } from '../../../plugins/state-redis/index.js';
 import { closedPort } from '../auth-oauth2-pkce/pkce-gateway.js';
-import { findBinary, startRedis, type RedisServer } from '../../helpers/services.js';
+import { skipWithout, startRedis, type RedisServer } from '../../helpers/services.js';
 
 const VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';
 
@@ -33,9 +33,7 @@ describe('state-redis: pending state in a real redis-server', function () {
   const open: RedisStateStore[] = [];
 
   before(async function () {
-    if (!findBinary('redis-server')) {
-      this.skip(); // the Debian package redis-server is not installed: .ci/run installs it
-    }
+    skipWithout(this, 'redis-server');
     redis = await startRedis();
     raw = new Redis(redis.url(5), { lazyConnect: true });
     await raw.connect();
