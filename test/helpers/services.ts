@@ -156,18 +156,18 @@ export interface NginxReplica {
  * any replica; a request whose `Mcp-Session-Id` (or legacy `?sessionId=`) starts with a replica's id goes
  * to that replica. Every path nginx writes is inside `dir`.
  */
-export function nginxConfig(dir: string, listenPort: number, replicas: readonly NginxReplica[]): string {
+export function nginxConfig(dir: string, listenPort: number, replicas: readonly NginxReplica[], user?: string): string {
   const upstream = (name: string, ports: number[]): string =>
     [`  upstream ${name} {`, ...ports.map((p) => `    server 127.0.0.1:${p} max_fails=0;`), '    keepalive 16;', '  }'].join('\n');
-  // as root, workers would run as nobody and could not write to the temporary folder
-  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
-  return `${user}daemon off;
+  return `${user ? `user ${user};\n` : ''}daemon off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 512; }
 http {
   access_log off;
+  # the gateway's own request body limit (4 MiB) decides, not nginx's default of 1 MiB
+  client_max_body_size 4m;
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -218,7 +218,8 @@ export async function startNginx(replicas: readonly NginxReplica[], options: { p
   if (!binary) throw new Error('nginx is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'fmcp-nginx-'));
   const port = options.port ?? (await freePort());
-  const config = nginxConfig(dir, port, replicas);
+  // as root, workers would run as nobody and could not write to the temporary folder
+  const config = nginxConfig(dir, port, replicas, process.getuid?.() === 0 ? 'root' : undefined);
   const file = join(dir, 'nginx.conf');
   writeFileSync(file, config);
   // -e: nginx opens its compiled-in error log before reading the config, unless told another one

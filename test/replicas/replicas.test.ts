@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { everythingMetadata, RunningCli, tempTree } from '../helpers/cli.js';
 import { postJson } from '../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../helpers/oidc.js';
@@ -161,6 +162,22 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
     } finally {
       await transport.terminateSession().catch(() => undefined);
       await client.close();
+    }
+  });
+
+  it('keeps a legacy HTTP+SSE session on its replica through nginx by its ?sessionId=', async () => {
+    for (let round = 0; round < 4; round++) {
+      const transport = new SSEClientTransport(new URL(`${front}/everything/sse`));
+      const client = new Client({ name: 'legacy-replica-test', version: '1.0.0' });
+      await client.connect(transport);
+      try {
+        for (let i = 0; i < 10; i++) {
+          const result = await client.callTool({ name: 'echo', arguments: { message: `legacy ${round}.${i}` } });
+          expect((result.content as { text: string }[])[0]!.text).to.equal(`Echo: legacy ${round}.${i}`);
+        }
+      } finally {
+        await client.close();
+      }
     }
   });
 
