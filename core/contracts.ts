@@ -122,7 +122,7 @@ export interface UpstreamOptions {
 }
 
 export interface TransportFactory {
-  /** transport kind, for example "stdio" or "http" */
+  /** transport kind: the key the plugin registers it under */
   readonly kind: string;
   /** true when this transport serves the entry */
   claims(entry: ServerEntry): boolean;

@@ -80,8 +80,8 @@ export function parseConfig(json: unknown, file: string, dir: string): LoadedCon
     if (entry.isolation !== undefined && entry.isolation !== 'shared' && entry.isolation !== 'session') throw configError(file, `${at}.isolation`, 'expected "shared" or "session"');
     if (entry.auth !== undefined) {
       if (!isObject(entry.auth)) throw configError(file, `${at}.auth`, 'expected an object with "type"');
-      if (typeof entry.auth.type !== 'string' || entry.auth.type === '') throw configError(file, `${at}.auth.type`, 'expected a string such as "oauth2"');
-      if (entry.auth.flow !== undefined && typeof entry.auth.flow !== 'string') throw configError(file, `${at}.auth.flow`, 'expected a string such as "pkce"');
+      if (typeof entry.auth.type !== 'string' || entry.auth.type === '') throw configError(file, `${at}.auth.type`, 'expected a non-empty string: the auth type, which a plugin handles');
+      if (entry.auth.flow !== undefined && typeof entry.auth.flow !== 'string') throw configError(file, `${at}.auth.flow`, 'expected a string: the flow of that auth type');
     }
     const serverDir = entry.cwd ? resolvePath(dir, entry.cwd) : dir;
     defs.push({ name, entry, source: file, dir: serverDir, transport: '' });
