@@ -56,7 +56,15 @@ export interface Identity {
   readonly env: Readonly<Record<string, string>>;
   /** a display name for logs and tools, never a secret */
   readonly subject?: string;
+  /**
+   * who the caller is, stable when `key` changes (a renewed token): sessions are bound to it, and move
+   * to the new key's process. Default: `key`.
+   */
+  readonly principal?: string;
 }
+
+/** The value sessions are bound to: `principal`, or `key` without one. */
+export const principalOf = (identity: Identity): string => identity.principal ?? identity.key;
 
 export const ANONYMOUS: Identity = Object.freeze({ key: 'shared', env: Object.freeze({}) });
 
@@ -183,8 +191,8 @@ export interface EventStreamFactory {
 
 export interface ClientChannel {
   readonly id: string;
-  /** sends one message from the client to the server */
-  send(message: JsonObject): void;
+  /** sends one message from the client to the server, as `identity` when given (its current credentials) */
+  send(message: JsonObject, identity?: Identity): void;
   close(): void;
 }
 

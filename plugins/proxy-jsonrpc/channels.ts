@@ -31,17 +31,19 @@ class FunctionSink implements CallSink {
 export class Channels implements ChannelBroker {
   constructor(private readonly dispatcher: Dispatcher) {}
 
-  async open(serverName: string, identity: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void): Promise<ClientChannel> {
+  async open(serverName: string, opener: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void): Promise<ClientChannel> {
     const server = this.dispatcher.server(serverName);
     const dispatcher = this.dispatcher;
     let session: Session | undefined;
     let closed = false;
+    let identity = opener;
     const channel: ClientChannel = {
       get id() {
         return session?.id ?? 'uninitialized';
       },
-      send(message: JsonObject): void {
+      send(message: JsonObject, current?: Identity): void {
         if (closed) return;
+        if (current) identity = current;
         const kind = kindOf(message);
         if (kind === 'invalid') {
           onMessage(errorResponse(null, INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "method"'));

@@ -51,7 +51,7 @@ export class Dispatcher {
 
   instanceFor(server: ServerDefinition, identity: Identity, session?: Session): ServerInstance {
     const key = session ? session.instanceKey : InstancePool.keyOf(server, identity);
-    return this.pool.get(server, identity, key);
+    return this.pool.get(server, session ? session.identity : identity, key);
   }
 
   /** Answers initialize from the server's kept answer and opens a session. */
@@ -68,9 +68,20 @@ export class Dispatcher {
     return { session, response };
   }
 
+  /**
+   * Marks a session as seen; when its caller's key changed under the same principal (a renewed token),
+   * the session moves to the new key's process, which has the new credentials.
+   */
+  touch(session: Session, identity: Identity): void {
+    session.lastSeen = Date.now();
+    if (identity.key === session.identity.key) return;
+    session.identity = identity;
+    if (session.server.entry.isolation !== 'session') this.sessions.move(session, InstancePool.keyOf(session.server, identity));
+  }
+
   /** Sends a client request; returns a function that cancels it. */
   request(server: ServerDefinition, identity: Identity, session: Session | undefined, message: JsonObject, sink: CallSink): (reason: string) => void {
-    if (session) session.lastSeen = Date.now();
+    if (session) this.touch(session, identity);
     let instance: ServerInstance;
     try {
       instance = this.instanceFor(server, identity, session);
@@ -84,7 +95,7 @@ export class Dispatcher {
 
   /** A client notification: most go to the server; a few are the gateway's own business. */
   notification(server: ServerDefinition, identity: Identity, session: Session | undefined, message: JsonObject): void {
-    if (session) session.lastSeen = Date.now();
+    if (session) this.touch(session, identity);
     if (message.method === 'notifications/initialized') return; // the gateway did the server's handshake itself
     const instance = session ? this.pool.peek(session.instanceKey) : this.pool.peek(InstancePool.keyOf(server, identity));
     if (!instance) return;

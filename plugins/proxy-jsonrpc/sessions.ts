@@ -13,10 +13,11 @@ export class Session implements SessionLike {
   constructor(
     readonly id: string,
     readonly server: ServerDefinition,
-    readonly identity: Identity,
+    /** the caller's current identity: replaced when its key changes under the same principal */
+    public identity: Identity,
     readonly protocolVersion: string,
     /** the pool key of the instance that serves this session */
-    readonly instanceKey: string,
+    public instanceKey: string,
     /** set for channel sessions: every message for the client goes here */
     readonly channel?: (message: JsonObject) => void,
   ) {}
@@ -67,6 +68,17 @@ export class SessionStore {
     set?.delete(session);
     if (set?.size === 0) this.byInstance.delete(session.instanceKey);
     session.stream?.close('session ended');
+  }
+
+  /** Moves a session to the instance of another key (its caller's token was renewed). */
+  move(session: Session, instanceKey: string): void {
+    const old = this.byInstance.get(session.instanceKey);
+    old?.delete(session);
+    if (old?.size === 0) this.byInstance.delete(session.instanceKey);
+    session.instanceKey = instanceKey;
+    const set = this.byInstance.get(instanceKey) ?? new Set();
+    set.add(session);
+    this.byInstance.set(instanceKey, set);
   }
 
   /** Sessions served by one instance, most recently seen first. */

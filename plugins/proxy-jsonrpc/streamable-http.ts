@@ -1,5 +1,6 @@
 import {
 
+  principalOf,
   sendJson,
   type EventStream,
   type EventStreamFactory,
@@ -276,7 +277,7 @@ export class StreamableHttpEndpoint {
     if (id === undefined) return undefined;
     const session = typeof id === 'string' ? this.dispatcher.sessions.get(id) : undefined;
     // a session is bound to its server and its caller: anything else is "not found", never someone else's session
-    if (!session || session.server !== server || session.identity.key !== ctx.identity.key) {
+    if (!session || session.server !== server || principalOf(session.identity) !== principalOf(ctx.identity)) {
       sendJson(ctx.res, 404, errorResponse(null, -32001, 'Session not found: it ended or expired; send initialize to start a new one'));
       return null;
     }

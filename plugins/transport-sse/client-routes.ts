@@ -3,6 +3,7 @@ import {
   CHANNELS,
   errors,
   FluidError,
+  principalOf,
   sendJson,
   type ChannelBroker,
   type ClientChannel,
@@ -16,7 +17,8 @@ import {
 
 interface LegacySession {
   readonly server: string;
-  readonly identityKey: string;
+  /** the principal of the caller that opened it */
+  readonly principal: string;
   channel: ClientChannel | undefined;
 }
 
@@ -140,7 +142,7 @@ export class SseClientRoutes {
     }
     const replica = this.api.kernel.options.replicaId;
     const sessionId = (replica ? `${replica}.` : '') + randomBytes(16).toString('hex');
-    const session: LegacySession = { server: name, identityKey: ctx.identity.key, channel: undefined };
+    const session: LegacySession = { server: name, principal: principalOf(ctx.identity), channel: undefined };
     let stream: EventStream | undefined;
     const early: JsonObject[] = [];
     let channelClosed = false;
@@ -183,14 +185,14 @@ export class SseClientRoutes {
     }
     const session = this.sessions.get(sessionId);
     // a session belongs to the identity that opened it: to anyone else it does not exist
-    if (!session || session.server !== name || session.identityKey !== ctx.identity.key || !session.channel) {
+    if (!session || session.server !== name || session.principal !== principalOf(ctx.identity) || !session.channel) {
       throw errors.FMCP_ERR_SESSION_UNKNOWN(sessionId, `/${name}/messages`, `open GET /${name}/sse again and use the endpoint it sends`);
     }
     const messages = parseMessage(ctx, true);
     if (!messages) return;
     ctx.res.writeHead(202, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 8 });
     ctx.res.end('Accepted');
-    for (const message of messages) session.channel.send(message);
+    for (const message of messages) session.channel.send(message, ctx.identity);
   }
 
   closeAll(): void {

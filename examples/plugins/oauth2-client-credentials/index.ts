@@ -54,7 +54,8 @@ class ClientCredentialsStrategy implements AuthStrategy {
   /** Every caller acts as the gateway's client: the identity is the current token's. */
   async authenticate(_ctx: unknown, server: ServerDefinition): Promise<Identity> {
     const token = await this.sources.get(server.name)!.token();
-    return { key: token.key, env: { [this.configs.get(server.name)!.envVarName]: token.value }, subject: 'client credentials' };
+    // every caller acts as the gateway's client: sessions survive a token renewal and move to its process
+    return { key: token.key, env: { [this.configs.get(server.name)!.envVarName]: token.value }, subject: 'client credentials', principal: 'client-credentials' };
   }
 }
 
