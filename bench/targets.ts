@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { HttpConnection, type HttpAnswer } from './http-conn.js';
 import { descendantsOf, startTimeOf } from './procfs.js';
 import { StdioServer, type RpcMessage } from './stdio-conn.js';
+import { binNodeFlags } from '../cli/bin-flags.js';
 
 /** The repository root, from dist/bench/. */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -408,12 +409,6 @@ async function startHttpTarget(
   return { name, pid: proc.pid, hasSessions: true, session, stop };
 }
 
-/** The Node flags in the CLI's `#!/usr/bin/env -S node <flags>` line. */
-function binNodeFlags(): string[] {
-  const first = readFileSync(cliPath, 'utf8').split('\n', 1)[0] ?? '';
-  const match = /^#!.*?\bnode\b(.*)$/.exec(first);
-  return match ? match[1]!.trim().split(/\s+/).filter(Boolean) : [];
-}
 
 async function startGateway(options: TargetOptions): Promise<RunningTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'fluidmcp-bench-'));
@@ -423,7 +418,7 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ mcpServers: { [SERVER_NAME]: entry } }));
   // start it as the `fluidmcp` bin would: with the Node flags of its shebang line
-  const nodeArgs = [...binNodeFlags(), ...(options.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [])];
+  const nodeArgs = [...binNodeFlags(cliPath), ...(options.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [])];
   return startHttpTarget(
     'gateway',
     process.execPath,

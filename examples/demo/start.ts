@@ -14,17 +14,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quietProviderNotices, startDemoAuthServer, type DemoAuthServer } from './auth-server.js';
+import { binNodeFlags } from '../../cli/bin-flags.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const demoDir = join(repoRoot, 'examples', 'demo');
 const configFile = join(demoDir, 'config.json');
 const cliMain = join(repoRoot, 'dist', 'cli', 'main.js');
 
-/** The Node flags of the CLI's shebang line, so the demo runs the gateway as the `fluidmcp` bin does. */
-function binNodeFlags(): string[] {
-  const match = /^#!.*?\bnode\b(.*)$/.exec(readFileSync(cliMain, 'utf8').split('\n', 1)[0] ?? '');
-  return match ? match[1]!.trim().split(/\s+/).filter(Boolean) : [];
-}
 
 /** What config.json was written for; other ports get a copy with their URLs. */
 const CONFIG_AUTH_PORT = 9400;
@@ -129,7 +125,7 @@ async function main(): Promise<void> {
   say(`Demo authorization server listening at ${auth.issuer}`);
 
   const config = configFor(authPort);
-  const child = spawn(process.execPath, [...binNodeFlags(), cliMain, 'run', '--file', config.file, '--start-server', '--port', String(gatewayPort)], {
+  const child = spawn(process.execPath, [...binNodeFlags(cliMain), cliMain, 'run', '--file', config.file, '--start-server', '--port', String(gatewayPort)], {
     // its own process group: Ctrl-C reaches this script, which stops the gateway once, gracefully
     detached: true,
     stdio: ['ignore', 'inherit', 'inherit'],
