@@ -78,7 +78,7 @@ export class PkceStrategy implements AuthStrategy {
       this.log.trace({ server: server.name, identity: token.hash.slice(0, 12), subject: verdict.identity.subject, verifier: verifier.name }, 'bearer accepted');
       return verdict.identity;
     }
-    throw this.rejected(ctx, server, `No way to verify the token sent to "${server.name}" accepted it`);
+    throw this.rejected(ctx, server, `The token sent to "${server.name}" could not be verified`);
   }
 
   /** The Bearer token of the request (RFC 6750 section 2.1), or a 401 without one. */
