@@ -10,6 +10,7 @@ export { challengeS256, createState, createVerifier, tokenKey, VERIFIER_PATTERN 
 export { readAuthConfig, type PkceAuthConfig, type TokenEndpointAuthMethod } from './config.js';
 export { SUCCESS_MESSAGE, REFRESH_MESSAGE } from './login-flow.js';
 export { STRATEGY_KEY };
+export { providerTokenIdentity, type PresentedToken, type TokenVerifier, type Verdict } from './verifiers.js';
 
 export interface AuthOAuth2PkceOptions {
   /** how long a started login may take before its callback, ms (default 10 minutes) */
@@ -33,7 +34,9 @@ export interface AuthOAuth2PkceOptions {
 /**
  * OAuth 2.0 authorization code flow with PKCE, hosted by the gateway, for servers whose auth block says
  * `"type": "oauth2", "flow": "pkce"`. Mounts GET /{name}/auth/login, GET /{name}/auth/callback and
- * POST /{name}/auth/refresh, and guards the server's routes with `Authorization: Bearer <token>`; the
+ * POST /{name}/auth/refresh, and guards the server's routes with `Authorization: Bearer <token>`,
+ * verified before anything is served or started (`validate_url`, else the provider's userinfo or
+ * introspection endpoint from its metadata, else start-up stops; `"validate": "none"` knowingly); the
  * token reaches the server process as the variable named by `env_var_name`. Tokens are handed to the
  * client and never kept. Pending logins go to the PENDING_STATE store (an in-memory one unless another
  * plugin provides it).
