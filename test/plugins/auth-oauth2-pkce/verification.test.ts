@@ -7,7 +7,7 @@ import { errorLines, RunningCli, runCli, tempTree } from '../../helpers/cli.js';
 import { postJson, type TestGateway } from '../../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../../helpers/oidc.js';
 import { parseMetrics, sampleValue } from '../../helpers/prometheus.js';
-import { clientEnv, errorCode, errorMessage, get, mailboxEntry, pkceAuth, redirectUris, startPkceGateway } from './pkce-gateway.js';
+import { clientEnv, closedPort, errorCode, errorMessage, get, mailboxEntry, pkceAuth, redirectUris, startPkceGateway } from './pkce-gateway.js';
 
 const sha12 = (token: string): string => createHash('sha256').update(token).digest('hex').slice(0, 12);
 
@@ -166,6 +166,18 @@ describe('auth-oauth2-pkce: every Bearer token is verified before anything is se
       `Cannot check the credentials sent to "mailbox": the provider cannot be reached at the provider's userinfo endpoint ${own.userinfoUrl} (connection refused), so the token was neither accepted nor refused. Try again shortly; if it lasts, check that the provider is up`,
     );
     expect(await processCount(gw, 'mailbox')).to.equal(0);
+  });
+
+  it('stops start-up when the provider\'s metadata cannot be read at all, saying so', async () => {
+    const port = await closedPort();
+    const entry = mailboxEntry(pkceAuth(oidc, { authorization_url: `http://127.0.0.1:${port}/auth` }));
+    const err = await startPkceGateway(oidc, { mailbox: entry }).then(
+      (gw) => gw.stop().then(() => undefined),
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(
+      new RegExp(`^.*test-config\\.json: mcpServers\\.mailbox\\.auth: cannot verify the Bearer tokens of "mailbox": its provider's metadata could not be read: nothing answered at http://127\\.0\\.0\\.1:${port}/\\.well-known/openid-configuration and 1 more\\. Set auth\\.validate_url`),
+    );
   });
 
   describe('fluidmcp run', () => {
