@@ -34,7 +34,8 @@ export const MRTR_METHODS = new Set(['tools/call', 'prompts/get', 'resources/rea
 /** Legacy methods this revision removed: a modern client sending one gets method-not-found. */
 export const REMOVED_METHODS = new Set(['initialize', 'ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
 
-export const isModernVersion = (v: unknown): v is string => typeof v === 'string' && v >= MODERN_VERSIONS[MODERN_VERSIONS.length - 1]!;
+/** A date-shaped version no older than the first modern revision. */
+export const isModernVersion = (v: unknown): v is string => typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v) && v >= MODERN_VERSIONS[MODERN_VERSIONS.length - 1]!;
 
 /** The `_meta` of a request's params, if any. */
 export function requestMeta(message: JsonObject): JsonObject | undefined {
@@ -68,8 +69,9 @@ const PLAIN = /^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$/;
 
 /** Decodes an `Mcp-Name` / `Mcp-Param-*` value (plain, or the `=?base64?…?=` sentinel); undefined when malformed. */
 export function decodeHeaderValue(value: string): string | undefined {
-  const m = SENTINEL.exec(value);
-  if (m) {
+  if (value.startsWith('=?base64?') && value.endsWith('?=')) {
+    const m = SENTINEL.exec(value);
+    if (!m) return undefined;
     const decoded = Buffer.from(m[1]!, 'base64');
     if (decoded.toString('base64') !== m[1]) return undefined; // not canonical base64
     return decoded.toString('utf8');
