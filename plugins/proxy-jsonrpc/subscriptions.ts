@@ -21,8 +21,8 @@ interface Listener {
   readonly decoration: ResultDecoration;
 }
 
-/** A sink for the gateway's own calls whose answer nobody reads. */
-const quietSink: CallSink = { session: undefined, response: () => undefined, notification: () => undefined, request: () => false };
+/** A sink for the gateway's own calls: only the answer matters. */
+const answerSink = (done: (response: JsonObject) => void = () => undefined): CallSink => ({ session: undefined, response: done, notification: () => undefined, request: () => false });
 
 /**
  * `subscriptions/listen` (basic/patterns/subscriptions.mdx) over a legacy server: one long POST stream
@@ -81,11 +81,15 @@ export class Subscriptions {
       for (const uri of wanted.resourceSubscriptions) if (typeof uri === 'string') uris.add(uri);
       if (uris.size > 0) agreed.resourceSubscriptions = [...uris];
     }
-    if (ctx.res.destroyed) return;
+    // the server has taken the resource subscriptions before the acknowledgment says so
+    await Promise.all([...uris].map((uri) => this.subscribe(server, ctx, key, uri)));
+    if (ctx.res.destroyed) {
+      for (const uri of uris) this.unsubscribe(server, ctx, key, uri);
+      return;
+    }
     const stream = factory.open(ctx.res);
     const listener: Listener = { instanceKey: key, id: message.id, methods, uris, stream, decoration };
     this.listeners.add(listener);
-    for (const uri of uris) this.subscribe(server, ctx, key, uri);
     stream.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: { [META_SUBSCRIPTION_ID]: message.id }, notifications: agreed } }), 'message');
     stream.onClose(() => {
       if (!this.listeners.delete(listener)) return;
@@ -118,11 +122,14 @@ export class Subscriptions {
     }
   }
 
-  private subscribe(server: ServerDefinition, ctx: RequestContext, key: string, uri: string): void {
+  private subscribe(server: ServerDefinition, ctx: RequestContext, key: string, uri: string): Promise<void> {
     const ref = `${key}\u0000${uri}`;
     const count = this.resourceRefs.get(ref) ?? 0;
     this.resourceRefs.set(ref, count + 1);
-    if (count === 0) this.dispatcher.request(server, ctx.identity, undefined, { jsonrpc: '2.0', id: 0, method: 'resources/subscribe', params: { uri } }, quietSink);
+    if (count > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.dispatcher.request(server, ctx.identity, undefined, { jsonrpc: '2.0', id: 0, method: 'resources/subscribe', params: { uri } }, answerSink(() => resolve()));
+    });
   }
 
   private unsubscribe(server: ServerDefinition, ctx: RequestContext, key: string, uri: string): void {
@@ -133,6 +140,6 @@ export class Subscriptions {
       return;
     }
     this.resourceRefs.delete(ref);
-    this.dispatcher.request(server, ctx.identity, undefined, { jsonrpc: '2.0', id: 0, method: 'resources/unsubscribe', params: { uri } }, quietSink);
+    this.dispatcher.request(server, ctx.identity, undefined, { jsonrpc: '2.0', id: 0, method: 'resources/unsubscribe', params: { uri } }, answerSink());
   }
 }
