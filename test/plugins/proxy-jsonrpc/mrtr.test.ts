@@ -135,3 +135,24 @@ describe('proxy-jsonrpc: MRTR bridge for a legacy server\'s sampling, elicitatio
     });
   });
 });
+
+describe('proxy-jsonrpc: MRTR bridge for roots/list', function () {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway({ everything: everythingEntry() });
+  });
+  after(() => gw.stop());
+
+  it('asks a v2 client for its roots through input_required and gives them to the server', async () => {
+    const { client, wire } = await recordedClient(gw.url('/everything/mcp'), { roots: {} });
+    client.setRequestHandler('roots/list', async () => ({ roots: [{ uri: 'file:///work/project', name: 'project' }] }));
+    try {
+      const result = await client.callTool({ name: 'get-roots-list', arguments: {} });
+      expect(textOf(result)).to.include('Current MCP Roots (1 total)').and.include('file:///work/project');
+      const first = (JSON.parse(wire.filter((w) => w.sent.method === 'tools/call')[0]!.answer) as Rpc).result!;
+      expect((first.inputRequests as Record<string, { method: string }>)['roots-1']!.method).to.equal('roots/list');
+    } finally {
+      await client.close();
+    }
+  });
+});
