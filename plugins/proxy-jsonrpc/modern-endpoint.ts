@@ -36,6 +36,8 @@ class HttpTarget implements ModernTarget {
   constructor(
     private readonly ctx: RequestContext,
     private readonly sse: boolean,
+    /** the client accepts a plain JSON answer (else the answer goes on an event stream) */
+    private readonly json: boolean,
     private readonly streams: EventStreamFactory | undefined,
     readonly clientId: unknown,
     readonly progressToken: unknown,
@@ -44,20 +46,23 @@ class HttpTarget implements ModernTarget {
   ) {}
 
   notify(message: JsonObject): void {
-    if (this.done) return;
-    if (!this.stream) {
-      if (!this.sse || !this.streams || this.ctx.res.headersSent) return;
-      this.stream = this.streams.open(this.ctx.res);
-    }
-    this.stream.send(JSON.stringify(message), 'message');
+    if (this.done || !this.openStream()) return;
+    this.stream!.send(JSON.stringify(message), 'message');
+  }
+
+  private openStream(): boolean {
+    if (this.stream) return true;
+    if (!this.sse || !this.streams || this.ctx.res.headersSent) return false;
+    this.stream = this.streams.open(this.ctx.res);
+    return true;
   }
 
   finish(message: JsonObject): void {
     if (this.done) return;
     this.done = true;
-    if (this.stream) {
-      this.stream.send(JSON.stringify(message), 'message');
-      this.stream.close();
+    if (this.stream || (!this.json && this.openStream())) {
+      this.stream!.send(JSON.stringify(message), 'message');
+      this.stream!.close();
       return;
     }
     // spec: a method the server does not implement is 404 with the JSON-RPC error
@@ -80,7 +85,7 @@ export class ModernEndpoint {
     private readonly options: ModernOptions,
   ) {}
 
-  async handle(ctx: RequestContext, server: ServerDefinition, message: JsonObject, sse: boolean): Promise<void> {
+  async handle(ctx: RequestContext, server: ServerDefinition, message: JsonObject, accept: { json: boolean; sse: boolean }): Promise<void> {
     const { res } = ctx;
     const kind = kindOf(message);
     if (kind === 'notification') {
@@ -103,7 +108,7 @@ export class ModernEndpoint {
       return;
     }
     const params = isObject(message.params) ? message.params : {};
-    const target = new HttpTarget(ctx, sse, this.streams(), message.id, checked.meta.progressToken, checked.meta, checked.capabilities);
+    const target = new HttpTarget(ctx, accept.sse, accept.json, this.streams(), message.id, checked.meta.progressToken, checked.meta, checked.capabilities);
 
     if (method === 'server/discover') {
       await this.discover(ctx, server, target);

@@ -146,7 +146,7 @@ export class StreamableHttpEndpoint {
     }
     // protocol 2026-07-28 is told apart by the request itself (modern-era.ts) and served statelessly
     if (this.modern && isModernRequest(body, req.headers)) {
-      await this.modern.handle(ctx, server, body, accept.sse);
+      await this.modern.handle(ctx, server, body, accept);
       return;
     }
     const version = req.headers['mcp-protocol-version'];

@@ -91,6 +91,13 @@ describe('proxy-jsonrpc: protocol 2026-07-28 beside the 2025 versions on /{name}
     expect(call.result).to.not.have.property('ttlMs');
   });
 
+  it('answers on an event stream when the client accepts only text/event-stream', async () => {
+    const res = await modernPost(url, 11, 'tools/call', { name: 'echo', arguments: { message: 'streamed' } }, { accept: 'text/event-stream' });
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.match(/^text\/event-stream/);
+    expect(res.text).to.include('"id":11').and.include('Echo: streamed').and.include('"resultType":"complete"');
+  });
+
   describe('header validation', () => {
     const cases: { name: string; headers: Record<string, string | undefined>; method?: string; params?: Record<string, unknown>; code: number; message: RegExp }[] = [
       { name: 'no MCP-Protocol-Version', headers: { 'mcp-protocol-version': undefined }, code: -32020, message: /MCP-Protocol-Version header is missing/ },
