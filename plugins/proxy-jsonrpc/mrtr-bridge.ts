@@ -205,6 +205,11 @@ export class ModernCall implements CallSink {
     return false;
   }
 
+  canAnswer(message: JsonObject): boolean {
+    const need = capabilityFor(message);
+    return need !== undefined && MRTR_METHODS.has(this.method) && need.allowed(this.capabilities);
+  }
+
   takeServerRequest(message: JsonObject, answer: (response: JsonObject) => void): boolean {
     const need = capabilityFor(message);
     const capabilities = this.capabilities;

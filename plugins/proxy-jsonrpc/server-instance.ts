@@ -24,6 +24,8 @@ export interface CallSink {
    * bridge), before any session routing; `answer` sends the client's answer (or an error) to the server.
    */
   takeServerRequest?(message: JsonObject, answer: (response: JsonObject) => void): boolean;
+  /** Optional, with takeServerRequest: whether this call's client could answer the request at all */
+  canAnswer?(message: JsonObject): boolean;
 }
 
 /** What the instance needs of a client session. */
@@ -438,14 +440,23 @@ export class ServerInstance {
     this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `No connected client can answer ${String(message.method)}: the client needs an open session stream`));
   }
 
-  /** Hook point: the oldest call that could carry a server request takes it itself when its sink can. */
+  /**
+   * Hook point: the oldest call that could carry a server request takes it itself when its sink can; a
+   * call whose client could not answer it is passed over, and refuses it only when no other call could.
+   */
   private bridgeServerRequest(message: JsonObject, serverId: unknown): boolean {
+    const answer = (response: JsonObject) => this.sendQuietly({ ...response, jsonrpc: '2.0', id: serverId });
+    let refuser: CallSink | undefined;
     for (const call of this.pending.values()) {
-      const take = call.sink.takeServerRequest;
-      if (take) return take.call(call.sink, message, (response) => this.sendQuietly({ ...response, jsonrpc: '2.0', id: serverId }));
-      if (call.sink.session) return false;
+      const sink = call.sink;
+      if (sink.takeServerRequest) {
+        if (sink.canAnswer?.(message) ?? true) return sink.takeServerRequest(message, answer);
+        refuser ??= sink;
+        continue;
+      }
+      if (sink.session) return false;
     }
-    return false;
+    return refuser ? refuser.takeServerRequest!(message, answer) : false;
   }
 
   private ensureSweep(): void {

@@ -83,6 +83,21 @@ describe('proxy-jsonrpc: MRTR bridge for a legacy server\'s sampling, elicitatio
     expect((await health()).inFlight).to.equal(0);
   });
 
+  it('gives the server\'s request to a call whose client can answer it, past an older one that cannot', async () => {
+    const older = modernPost(url, 1, 'tools/call', { name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 2 } });
+    const deadline = Date.now() + 5000;
+    while ((await health()).inFlight < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const { client } = await recordedClient(url, { sampling: {} });
+    client.setRequestHandler('sampling/createMessage', async () => ({ model: 'm', role: 'assistant', content: { type: 'text', text: 'answered by the younger call' } }));
+    try {
+      const result = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'young', maxTokens: 5 } });
+      expect(textOf(result)).to.include('answered by the younger call');
+      expect(textOf(((await older).json as Rpc).result)).to.include('completed');
+    } finally {
+      await client.close();
+    }
+  });
+
   describe('the signed requestState', () => {
     async function firstRound(): Promise<{ state: string; params: Record<string, unknown> }> {
       const params = { name: 'trigger-sampling-request', arguments: { prompt: 'state', maxTokens: 5 }, _meta: envelope({ sampling: {} }) };
