@@ -9,6 +9,8 @@ const SERVER_UNAVAILABLE = -32000;
 const LATEST_VERSION = '2025-11-25';
 /** a member's list is read in pages; more than this many pages is a member that loops */
 const MAX_MEMBER_PAGES = 100;
+/** how long a member that came back has to answer a ping before the group waits for its next start */
+const PROBE_TIMEOUT_MS = 30_000;
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -58,6 +60,7 @@ export class GroupUpstream implements Upstream {
   private uriOwners: Map<string, MemberLink> | undefined;
   private templates: { link: MemberLink; pattern: RegExp }[] | undefined;
   private stopped = false;
+  private readonly probing = new Set<MemberLink>();
 
   constructor(options: UpstreamOptions, private readonly context: GroupUpstreamContext, private readonly onStopped: () => void) {
     this.groupName = options.server.name;
@@ -105,17 +108,15 @@ export class GroupUpstream implements Upstream {
     if (this.stopped) return;
     for (const link of this.links) {
       if (link.name !== server) continue;
+      this.log.debug({ member: server, event: what, willRetry, state: link.state, initialized: link.initialized, initPending: link.initPending }, 'group member event');
       if (what === 'crashed') {
         const was = link.state;
         link.state = willRetry ? 'down' : 'failed';
         link.lastError = willRetry ? 'it crashed' : 'it kept crashing';
         if (was === 'up') this.membersChanged();
       } else if (link.initialized) {
-        if (link.state !== 'up') {
-          link.state = 'up';
-          link.lastError = undefined;
-          this.membersChanged();
-        }
+        // its process is back: once it answers (after the proxy redid its handshake) its names come back
+        if (link.state !== 'up') void this.probe(link);
       } else if (!link.initPending) {
         void this.connect(link);
       }
@@ -129,6 +130,7 @@ export class GroupUpstream implements Upstream {
     const params = { protocolVersion: LATEST_VERSION, capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} }, clientInfo: { name: `fluidmcp-group-${this.groupName}`, version: this.context.version } };
     return link.connect(this.context.channels(), (m) => this.fromMember(link, m), params).then(
       () => {
+        this.log.debug({ member: link.name, was, now: link.state }, 'group member handshake done');
         if (was !== 'up' && link.state === 'up' && this.status.state === 'up') this.membersChanged();
       },
       (err: Error) => {
@@ -136,6 +138,17 @@ export class GroupUpstream implements Upstream {
         this.log.warn({ member: link.name, error: err.message }, 'could not open a channel to a group member');
       },
     );
+  }
+
+  /** Pings a member that came back; when it answers, it is up again and the group's lists change. */
+  private async probe(link: MemberLink): Promise<void> {
+    if (this.probing.has(link)) return;
+    this.probing.add(link);
+    const answer = await this.ask(link, 'ping', {}, PROBE_TIMEOUT_MS).finally(() => this.probing.delete(link));
+    if (this.stopped || link.state === 'up' || answer.result === undefined) return;
+    link.state = 'up';
+    link.lastError = undefined;
+    this.membersChanged();
   }
 
   /** A member joined or left: merged lists are stale, and the group's clients are told. */
@@ -183,7 +196,7 @@ export class GroupUpstream implements Upstream {
     this.emit(m);
   }
 
-  private ask(link: MemberLink, method: string, params: JsonObject): Promise<JsonObject> {
+  private ask(link: MemberLink, method: string, params: JsonObject, timeoutMs = this.config.memberTimeoutMs): Promise<JsonObject> {
     const channel = link.channel;
     if (!channel) return Promise.resolve({ error: { message: 'no session' } });
     const id = `q${this.nextId++}`;
@@ -191,8 +204,8 @@ export class GroupUpstream implements Upstream {
       const timer = setTimeout(() => {
         this.outgoing.delete(id);
         channel.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'the group stopped waiting' } });
-        resolve({ error: { message: `no answer within ${this.config.memberTimeoutMs} ms` } });
-      }, this.config.memberTimeoutMs);
+        resolve({ error: { message: `no answer within ${timeoutMs} ms` } });
+      }, timeoutMs);
       this.outgoing.set(id, { link, kind: 'internal', resolve: (m) => (clearTimeout(timer), resolve(m)) });
       channel.send({ jsonrpc: '2.0', id, method, params });
     });
@@ -212,6 +225,12 @@ export class GroupUpstream implements Upstream {
     const params = isObject(m.params) ? m.params : {};
     if (method === 'initialize') return this.initializeResult(params);
     if (method === 'ping') return {};
+    // a member whose handshake failed (not up in time) gets another one, and one the gateway gave up on is
+    // tried again (the proxy starts a failed server afresh after a while): each joins with a list change
+    for (const link of this.links) {
+      if (!link.initialized && !link.initPending && link.state !== 'up') void this.connect(link);
+      else if (link.initialized && link.state === 'failed') void this.probe(link);
+    }
     const missing = this.links.find((l) => l.member.required && l.state !== 'up');
     if (missing) throw new GroupError(SERVER_UNAVAILABLE, `Group "${this.groupName}" is unavailable: its required member "${missing.name}" is ${missing.describeState()}`);
     if (isListMethod(method)) return this.listPage(method, params.cursor);

@@ -18,6 +18,8 @@ export class MemberLink {
   lastError: string | undefined;
   private initializing: Promise<void> | undefined;
   private nextInit = 1;
+  /** resolves the initialize in progress with the member's answer */
+  private answered: (m: JsonObject) => void = () => undefined;
   private readonly allowed: (name: string) => boolean;
 
   constructor(
@@ -50,14 +52,12 @@ export class MemberLink {
 
   private async doConnect(channels: ChannelBroker, onMessage: (m: JsonObject) => void, initParams: JsonObject): Promise<void> {
     const id = `init-${this.nextInit++}`;
-    let answered: (m: JsonObject) => void = () => undefined;
-    const answer = new Promise<JsonObject>((resolve) => (answered = resolve));
-    if (!this.channel) {
-      this.channel = await channels.open(this.name, this.identity, (m) => {
-        if (typeof m.id === 'string' && m.id.startsWith('init-') && m.method === undefined) answered(m);
-        else onMessage(m);
-      });
-    }
+    const answer = new Promise<JsonObject>((resolve) => (this.answered = resolve));
+    this.channel ??= await channels.open(this.name, this.identity, (m) => {
+      // the answer to this link's own initialize; everything else is the group's business
+      if (typeof m.id === 'string' && m.id.startsWith('init-') && m.method === undefined) this.answered(m);
+      else onMessage(m);
+    });
     this.channel.send({ jsonrpc: '2.0', id, method: 'initialize', params: initParams });
     const message = await answer;
     if (isObject(message.result)) {
