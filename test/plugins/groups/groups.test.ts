@@ -45,8 +45,9 @@ describe('groups: one URL for everything and server-filesystem (SDK v1 client)',
     expect(client.getServerVersion()?.name).to.equal('work');
     const instructions = client.getInstructions() ?? '';
     expect(instructions).to.include('This server is the group "work" of 2 servers');
-    const own = (await gw.connect('/everything/mcp')).getInstructions();
-    if (own) expect(instructions).to.include(`## everything__ (server "everything")\n${own.trim()}`);
+    const own = (await gw.connect('/everything/mcp')).getInstructions() ?? '';
+    expect(own.length).to.be.greaterThan(20);
+    expect(instructions).to.include(`## everything__ (server "everything")\n${own.trim()}`);
   });
 
   it('merges prompts and resources, and reads a resource from the member that listed it', async () => {
@@ -57,6 +58,7 @@ describe('groups: one URL for everything and server-filesystem (SDK v1 client)',
       return { items: page.prompts.map((p) => p.name), nextCursor: page.nextCursor };
     });
     const ownPrompts = (await direct.listPrompts()).prompts.map((p) => `everything__${p.name}`);
+    expect(ownPrompts.length).to.be.greaterThan(0);
     expect(prompts.items).to.deep.equal(ownPrompts);
     const resources = await allPages(async (cursor) => {
       const page = await client.listResources(cursor === undefined ? {} : { cursor });
@@ -67,6 +69,7 @@ describe('groups: one URL for everything and server-filesystem (SDK v1 client)',
       return { items: page.resources.map((r) => r.uri), nextCursor: page.nextCursor };
     });
     expect(resources.items).to.deep.equal(ownResources.items);
+    expect(resources.items.length).to.be.greaterThan(0);
     const uri = resources.items[0]!;
     expect(await client.readResource({ uri })).to.deep.equal(await direct.readResource({ uri }));
   });
