@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { McpError, CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { postJson } from '../../helpers/gateway.js';
 import { allPages, everythingEntry, filesystemEntry, startGroupGateway, tempFolder, type GroupGateway } from './group-gateway.js';
 
@@ -128,6 +129,19 @@ describe('groups: one URL for everything and server-filesystem (SDK v1 client)',
       id: 7,
       error: { code: -32602, message: 'Unknown tool "mail__send" in group "work": its names start with a member\'s prefix ("everything__", "files__")' },
     });
+  });
+
+  it('serves the group over the legacy HTTP+SSE transport at /{group}/sse', async () => {
+    const client = new Client({ name: 'group-sse-test', version: '1.0.0' });
+    await client.connect(new SSEClientTransport(new URL(gw.url('/work/sse'))));
+    try {
+      const page = await client.listTools();
+      expect(page.tools.map((t) => t.name)).to.deep.equal((await toolNames(await gw.connect('/work/mcp'))).items.slice(0, 5));
+      const read = await client.callTool({ name: 'files__read_text_file', arguments: { path: folder.file } });
+      expect(read.content).to.deep.equal([{ type: 'text', text: 'a note for the group\n' }]);
+    } finally {
+      await client.close();
+    }
   });
 
   it('shows each group and the state of its members in /health', async () => {
