@@ -119,6 +119,9 @@ export class GroupUpstream implements Upstream {
         if (link.state !== 'up') void this.probe(link);
       } else if (!link.initPending) {
         void this.connect(link);
+      } else {
+        // a handshake is under way; should it fail (it may time out just as the member comes up), redo it
+        link.startedDuringInit = true;
       }
     }
   }
@@ -131,7 +134,10 @@ export class GroupUpstream implements Upstream {
     return link.connect(this.context.channels(), (m) => this.fromMember(link, m), params).then(
       () => {
         this.log.debug({ member: link.name, was, now: link.state }, 'group member handshake done');
+        const again = link.startedDuringInit;
+        link.startedDuringInit = false;
         if (was !== 'up' && link.state === 'up' && this.status.state === 'up') this.membersChanged();
+        else if (link.state !== 'up' && again && !this.stopped) void this.connect(link);
       },
       (err: Error) => {
         link.lastError = err.message;

@@ -16,6 +16,8 @@ export class MemberLink {
   /** the member's answer to this link's initialize */
   initResult: JsonObject | undefined;
   lastError: string | undefined;
+  /** the member's server (re)started while this link's initialize was under way */
+  startedDuringInit = false;
   private initializing: Promise<void> | undefined;
   private nextInit = 1;
   /** resolves the initialize in progress with the member's answer */

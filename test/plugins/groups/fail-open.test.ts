@@ -56,6 +56,14 @@ describe('groups: a member that keeps crashing (fail-open, and "required" to fai
     expect(await names(client)).to.deep.equal([...fsTools, 'flaky__hello']);
     const hello = await client.callTool({ name: 'flaky__hello', arguments: {} });
     expect(hello.content).to.deep.equal([{ type: 'text', text: 'hello from flaky' }]);
+    // the other group has its own session with the member: wait until /health shows it up there too
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const health = (await (await fetch(gw.url('/health'))).json()) as { servers: Record<string, { group?: { members: Record<string, string> } }> };
+      if (health.servers.strict!.group!.members.flaky === 'up') break;
+      if (Date.now() > deadline) throw new Error(`group "strict" did not see "flaky" up within 20 s: ${JSON.stringify(health.servers.strict)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const open = await postJson(gw.url('/strict/mcp'), { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flaky__hello', arguments: {} } });
     expect(open.json).to.deep.equal({ jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'hello from flaky' }] } });
   });
