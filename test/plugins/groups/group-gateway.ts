@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createKernel, groups, groupServers, parseConfig, proxyJsonRpc, transportSse, transportStdio, type Kernel, type ServerEntry } from '../../../index.js';
+import { createKernel, groups, groupServers, parseConfig, proxyJsonRpc, transportSse, transportStdio, type Kernel, type Plugin, type ServerEntry } from '../../../index.js';
 import { everythingEntry } from '../../helpers/gateway.js';
 import { fixture, repoRoot } from '../../helpers/paths.js';
 
@@ -30,7 +30,7 @@ export interface GroupGateway {
 }
 
 /** A real gateway on port 0 with the groups plugin, serving `servers` and `groups` as a config file would. */
-export async function startGroupGateway(servers: Record<string, ServerEntry>, groupMap: Record<string, unknown>, proxy: Parameters<typeof proxyJsonRpc>[0] = {}): Promise<GroupGateway> {
+export async function startGroupGateway(servers: Record<string, ServerEntry>, groupMap: Record<string, unknown>, proxy: Parameters<typeof proxyJsonRpc>[0] = {}, extra: Plugin[] = []): Promise<GroupGateway> {
   const file = `${repoRoot}/test-groups.json`;
   const config = parseConfig({ mcpServers: servers, groups: groupMap }, file, repoRoot);
   const defs = [...config.servers, ...groupServers([{ file, groups: config.groups ?? {} }], config.servers)];
@@ -40,6 +40,7 @@ export async function startGroupGateway(servers: Record<string, ServerEntry>, gr
   kernel.use(proxyJsonRpc(proxy));
   kernel.use(transportSse());
   kernel.use(groups());
+  for (const plugin of extra) kernel.use(plugin);
   await kernel.start();
   const base = `http://127.0.0.1:${kernel.address().port}`;
   const clients: Client[] = [];
