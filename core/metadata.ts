@@ -11,7 +11,7 @@ export interface LoadedConfig {
   readonly plugins: string[];
   /** `stateStore`: the URL of a pending-state store shared by replicas (a plugin decides what it serves) */
   readonly stateStore?: string;
-  /** `groups`: raw, checked only to be an object; a plugin (groups) validates and serves them */
+  /** `groups`: raw, checked only to be an object; a plugin validates and serves them */
   readonly groups?: Record<string, unknown>;
 }
 
