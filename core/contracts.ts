@@ -133,6 +133,8 @@ export interface UpstreamOptions {
   /** a short label for logs (server name and identity key) */
   readonly label: string;
   readonly log: Logger;
+  /** the caller this instance serves, for upstreams that call other servers as that caller (groups) */
+  readonly identity?: Identity;
 }
 
 export interface TransportFactory {
