@@ -1,12 +1,15 @@
 import { definePlugin, MemoryStateStore, PENDING_STATE, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
+import { mountAuthorizationServer } from './authorization-routes.js';
 import { LoginFlow } from './login-flow.js';
 import { PkceStrategy, STRATEGY_KEY } from './strategy.js';
 import { TokenCheck } from './token-check.js';
+import { TokenSeal } from './token-seal.js';
 
 export { challengeS256, createState, createVerifier, tokenKey, VERIFIER_PATTERN } from './pkce.js';
 export { readAuthConfig, type PkceAuthConfig, type TokenEndpointAuthMethod } from './config.js';
 export { SUCCESS_MESSAGE, REFRESH_MESSAGE } from './login-flow.js';
 export { STRATEGY_KEY };
+export { TokenSeal } from './token-seal.js';
 
 export interface AuthOAuth2PkceOptions {
   /** how long a started login may take before its callback, ms (default 10 minutes) */
@@ -19,6 +22,16 @@ export interface AuthOAuth2PkceOptions {
   validationCacheMs?: number;
   /** where client ids and secrets are read from (default process.env) */
   env?: NodeJS.ProcessEnv;
+  /**
+   * make each package an MCP authorization server of its own, issuing sealed tokens to MCP clients
+   * (default true; see docs/oauth.md)
+   */
+  authorizationServer?: boolean;
+  /**
+   * keys that seal the gateway's tokens, 32 bytes each as base64url or hex; the first seals, all open.
+   * Default: FMCP_TOKEN_KEYS (comma-separated) from `env`, else a random key made at start.
+   */
+  tokenKeys?: readonly string[];
 }
 
 /**
@@ -49,6 +62,15 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
       api.route({ method: 'GET', path: '/:name/auth/login', handler: (ctx) => routes.login(ctx) });
       api.route({ method: 'GET', path: '/:name/auth/callback', handler: (ctx) => routes.callback(ctx) });
       api.route({ method: 'POST', path: '/:name/auth/refresh', bodyLimit: 64 * 1024, handler: (ctx) => routes.refresh(ctx) });
+      if (options.authorizationServer !== false) {
+        const seal = new TokenSeal(options.tokenKeys ?? TokenSeal.parseList(env.FMCP_TOKEN_KEYS));
+        mountAuthorizationServer(api, { seal, strategy, loginFlow: routes, store: () => store!, providerTimeoutMs, env });
+        api.addHook('onStart', () => {
+          if (seal.ephemeral && api.servers.list().some((s) => s.auth === STRATEGY_KEY)) {
+            api.log.warn('no token key given (--token-key or FMCP_TOKEN_KEYS): a random one was made, so the tokens MCP clients hold stop working when this process ends, and replicas do not accept each other\'s');
+          }
+        });
+      }
 
       // after every plugin registered, so a plugin that provides a shared store wins over the in-memory one
       api.addHook('onStart', () => {

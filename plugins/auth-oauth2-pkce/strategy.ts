@@ -1,6 +1,7 @@
 import { errors, type AuthStrategy, type Identity, type Logger, type RequestContext, type ServerDefinition } from '../../core/index.js';
 import { readAuthConfig, type PkceAuthConfig } from './config.js';
 import { tokenKey } from './pkce.js';
+import type { SealedAccess } from './resource-server.js';
 import type { TokenCheck } from './token-check.js';
 
 export const STRATEGY_KEY = 'oauth2/pkce';
@@ -15,6 +16,8 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 export class PkceStrategy implements AuthStrategy {
   readonly key = STRATEGY_KEY;
   private readonly configs = new Map<string, PkceAuthConfig>();
+  /** the gateway's own sealed tokens and challenge parameters, when it is the package's authorization server */
+  sealedAccess?: SealedAccess;
 
   constructor(
     private readonly loginUrl: (server: ServerDefinition) => string,
@@ -65,6 +68,12 @@ export class PkceStrategy implements AuthStrategy {
     if (!token) {
       throw this.unauthorized(ctx, server, 'invalid_request', `The Authorization header for "${server.name}" is not "Bearer <access_token>"`);
     }
+    const sealed = await this.sealedAccess?.open(token, server);
+    if (sealed !== undefined) {
+      if (!sealed.ok) throw this.unauthorized(ctx, server, 'invalid_token', sealed.why);
+      const providerKey = tokenKey(sealed.providerToken);
+      return { key: providerKey, env: { [config.envVarName]: sealed.providerToken }, subject: `token ${providerKey.slice(0, 8)}` };
+    }
     const key = tokenKey(token);
     let subject = `token ${key.slice(0, 8)}`;
     if (config.validateUrl) {
@@ -82,6 +91,7 @@ export class PkceStrategy implements AuthStrategy {
   private unauthorized(ctx: RequestContext, server: ServerDefinition, error: string | undefined, what: string): Error {
     const challenge = [`realm="${server.name}"`];
     if (error) challenge.push(`error="${error}"`);
+    if (this.sealedAccess) challenge.push(...this.sealedAccess.challenge(server));
     ctx.res.setHeader('www-authenticate', `Bearer ${challenge.join(', ')}`);
     return errors.FMCP_ERR_UNAUTHORIZED(
       `${what}: sign in at ${this.loginUrl(server)}, then send the access_token as "Authorization: Bearer <access_token>"`,
