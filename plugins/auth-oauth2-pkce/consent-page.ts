@@ -26,7 +26,8 @@ const PAGE_HEADERS = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // not no-referrer: Chromium then sends the form's POST with "Origin: null", which the gateway refuses
+  'referrer-policy': 'same-origin',
   // no script at all; frame-ancestors keeps the Allow button from being clickjacked
   'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
 };
