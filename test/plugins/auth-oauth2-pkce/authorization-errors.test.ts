@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { challengeS256, createVerifier } from '../../../plugins/auth-oauth2-pkce/index.js';
+import { challengeS256, createVerifier, TokenSeal } from '../../../plugins/auth-oauth2-pkce/index.js';
+import { epochIn } from '../../../plugins/auth-oauth2-pkce/token-seal.js';
 import { everythingEntry, type TestGateway } from '../../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../../helpers/oidc.js';
 import { pkceAuth, startPkceGateway } from './pkce-gateway.js';
@@ -44,6 +46,7 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
   let otherClientId: string;
   let notesClientId: string;
   const answers: number[] = [];
+  const tokenKey = randomBytes(32).toString('base64url');
 
   const track = async (url: string, init?: RequestInit): Promise<Answer> => {
     const a = await call(url, init);
@@ -54,7 +57,7 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
   before(async () => {
     oidc = await startOidcServer({ redirectUris: ['http://localhost/files/auth/callback', 'http://localhost/notes/auth/callback'] });
     const entry = () => ({ ...everythingEntry(), auth: { type: 'oauth2', flow: 'pkce', ...pkceAuth(oidc, { env_var_name: 'PACKAGE_TOKEN' }) } });
-    gw = await startPkceGateway(oidc, { files: entry(), notes: entry() });
+    gw = await startPkceGateway(oidc, { files: entry(), notes: entry() }, { plugin: { tokenKeys: [tokenKey] } });
     publicUrl = gw.kernel.publicUrl();
     // sends the test's HTTP "browser" to the provider URL the consent step answered, so its cookies are kept from the start
     redirector = createServer((_req, res) => res.writeHead(302, { location: redirectTo }).end());
@@ -275,6 +278,18 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
         expect(a.json!.error).to.equal(error);
       });
     }
+
+    it('an expired access token of ours is 401 invalid_token, and starts no server', async () => {
+      const expired = await new TokenSeal([tokenKey]).seal('access', { aud: `${publicUrl}/files/mcp`, exp: epochIn(-5), ptk: 'provider-token', cid: clientId });
+      const a = await track(`${gw.base}/files/mcp`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${expired}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+      });
+      expect(a.status).to.equal(401);
+      expect(a.headers.get('www-authenticate')).to.include('error="invalid_token"').and.include('resource_metadata=');
+      expect((a.json!.error as { message: string }).message).to.include('The access token sent to "files" has expired');
+    });
 
     it('a JSON body is invalid_request', async () => {
       const a = await track(`${gw.base}/files/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"grant_type":"authorization_code"}' });
