@@ -11,6 +11,6 @@ export * from './core/index.js';
 export { transportStdio, proxyJsonRpc, transportSse, authOAuth2Pkce, stateRedis, type StateRedisOptions, metricsPrometheus, type MetricsPrometheusOptions };
 
 /** The plugins `fluidmcp run` uses: stdio and remote transports, the proxy, SSE, and OAuth2 PKCE. */
-export function builtinPlugins(): Plugin[] {
-  return [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce()];
+export function builtinPlugins(options: { tokenKeys?: readonly string[] } = {}): Plugin[] {
+  return [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce(options.tokenKeys?.length ? { tokenKeys: options.tokenKeys } : {})];
 }

@@ -37,6 +37,8 @@ export interface RunOptions {
   metrics?: boolean;
   /** how long a signal waits for a graceful stop before exiting anyway, ms */
   stopTimeout?: number;
+  /** keys that seal the tokens the gateway issues to MCP clients (--token-key; default FMCP_TOKEN_KEYS) */
+  tokenKeys?: string[];
 }
 
 interface Prepared {
@@ -201,7 +203,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
     // the store first: Redis unreachable stops start-up before any server process starts
     if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore }));
     // third-party plugins next: their transports get the first claim on the entries they know
-    for (const plugin of [...plugins, ...builtinPlugins()]) kernel.use(plugin);
+    for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys })]) kernel.use(plugin);
     if (options.metrics) kernel.use(metricsPrometheus());
     const started = kernel.start();
     handleSignals(kernel, started, options.stopTimeout ?? 10_000);
