@@ -1,6 +1,7 @@
-import { errors, type PendingStateStore, type PluginApi, type RequestContext, type ServerDefinition } from '../../core/index.js';
+import { errors, isLoopback, type PendingStateStore, type PluginApi, type RequestContext, type ServerDefinition } from '../../core/index.js';
 import { AuthorizationServer } from './authorization-server.js';
-import { ClientRegistration } from './client-registration.js';
+import { ClientMetadataDocuments, type ClientMetadataOptions } from './client-metadata.js';
+import { checkRedirectUris, ClientRegistration } from './client-registration.js';
 import type { PkceAuthConfig } from './config.js';
 import type { LoginFlow } from './login-flow.js';
 import { OAuthError, sendOAuthError } from './oauth-error.js';
@@ -16,6 +17,8 @@ export interface AuthorizationRoutesOptions {
   readonly store: () => PendingStateStore;
   readonly providerTimeoutMs: number;
   readonly env: NodeJS.ProcessEnv;
+  /** Client ID Metadata Documents: false to refuse URL client ids */
+  readonly clientMetadataDocuments: false | Partial<Omit<ClientMetadataOptions, 'loopbackAllowed' | 'checkRedirectUris'>>;
 }
 
 /**
@@ -28,7 +31,18 @@ export function mountAuthorizationServer(api: PluginApi, options: AuthorizationR
   const urls = new PackageUrls(() => api.kernel.publicUrl());
   const configOf = (server: ServerDefinition): PkceAuthConfig => strategy.configOf(server);
   const resourceServer = new ResourceServer(urls, seal, configOf);
-  const clients = new ClientRegistration(urls, seal);
+  const documents = options.clientMetadataDocuments === false ? undefined : new ClientMetadataDocuments({
+    timeoutMs: 5000,
+    maxBytes: 64 * 1024,
+    perHostPerMinute: 30,
+    defaultCacheMs: 5 * 60_000,
+    allowHosts: [],
+    ...options.clientMetadataDocuments,
+    loopbackAllowed: () => isLoopback(api.kernel.address().host),
+    checkRedirectUris,
+  });
+  if (documents) api.addHook('onClose', () => documents.close());
+  const clients = new ClientRegistration(urls, seal, documents);
   const authorization = new AuthorizationServer(urls, seal, clients, loginFlow, store,
     { providerTimeoutMs: options.providerTimeoutMs, env: options.env, codeTtlS: 60, consentTtlS: 600 }, api.log);
   const tokens = new TokenGrant(urls, seal, clients, store, { providerTimeoutMs: options.providerTimeoutMs, env: options.env }, api.log);

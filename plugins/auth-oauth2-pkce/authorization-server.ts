@@ -79,7 +79,7 @@ export class AuthorizationServer {
       token_endpoint_auth_methods_supported: ['none'],
       code_challenge_methods_supported: ['S256'],
       authorization_response_iss_parameter_supported: true,
-      client_id_metadata_document_supported: false,
+      client_id_metadata_document_supported: this.clients.documents !== undefined,
     }, { 'cache-control': 'public, max-age=300' });
   }
 
@@ -88,7 +88,13 @@ export class AuthorizationServer {
     const q = ctx.query;
     const clientId = q.get('client_id');
     if (!clientId) return this.refusePage(ctx, server, 400, 'invalid_request', 'the request has no client_id');
-    const client = await this.clients.find(server, clientId);
+    let client: RegisteredClient | undefined;
+    try {
+      client = await this.clients.find(server, clientId);
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      return this.refusePage(ctx, server, 400, err.error, err.description);
+    }
     if (!client) {
       return this.refusePage(ctx, server, 400, 'invalid_client', `this client is not registered with "${server.name}" on this gateway (register it at ${this.urls.registrationEndpoint(server)})`);
     }

@@ -1,4 +1,5 @@
 import { isLoopback, sendJson, type RequestContext, type ServerDefinition } from '../../core/index.js';
+import { ClientMetadataDocuments } from './client-metadata.js';
 import { NO_STORE, OAuthError } from './oauth-error.js';
 import type { PackageUrls } from './resource-server.js';
 import { TokenSeal } from './token-seal.js';
@@ -29,10 +30,19 @@ export class ClientRegistration {
   constructor(
     private readonly urls: PackageUrls,
     private readonly seal: TokenSeal,
+    /** Client ID Metadata Documents, when they are accepted */
+    readonly documents?: ClientMetadataDocuments,
   ) {}
 
-  /** The client behind a client id of this package's issuer, or undefined. */
+  /**
+   * The client behind a client id of this package's issuer, or undefined. A metadata document URL that
+   * cannot be used throws an invalid_client OAuthError saying why.
+   */
   async find(server: ServerDefinition, clientId: string): Promise<RegisteredClient | undefined> {
+    if (ClientMetadataDocuments.isDocumentUrl(clientId)) {
+      if (!this.documents) return undefined;
+      return this.documents.find(clientId);
+    }
     if (!TokenSeal.isSealed(clientId, 'client')) return undefined;
     const opened = await this.seal.open<ClientClaims>('client', clientId, this.urls.issuer(server));
     if (!opened.ok || !Array.isArray(opened.claims.ruris)) return undefined;
@@ -91,7 +101,7 @@ function readJsonObject(ctx: RequestContext): Record<string, unknown> {
 }
 
 /** https anywhere, http on loopback only (RFC 8252 section 7.3), or a private-use scheme of a native app. */
-function checkRedirectUris(value: unknown): string[] {
+export function checkRedirectUris(value: unknown): string[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_REDIRECT_URIS) {
     throw new OAuthError('invalid_redirect_uri', `redirect_uris must list 1 to ${MAX_REDIRECT_URIS} URIs`);
   }

@@ -32,6 +32,13 @@ export interface AuthOAuth2PkceOptions {
    * Default: FMCP_TOKEN_KEYS (comma-separated) from `env`, else a random key made at start.
    */
   tokenKeys?: readonly string[];
+  /**
+   * Client ID Metadata Documents (client ids that are HTTPS URLs): on by default; false turns them off.
+   * `allowHosts` lists hosts that may be fetched from private or loopback addresses (loopback is allowed
+   * anyway when the gateway listens on loopback); `timeoutMs` (5 s), `maxBytes` (64 KiB),
+   * `perHostPerMinute` (30) and `defaultCacheMs` (5 min) bound the fetches.
+   */
+  clientMetadataDocuments?: false | { allowHosts?: readonly string[]; timeoutMs?: number; maxBytes?: number; perHostPerMinute?: number; defaultCacheMs?: number };
 }
 
 /**
@@ -64,7 +71,7 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
       api.route({ method: 'POST', path: '/:name/auth/refresh', bodyLimit: 64 * 1024, handler: (ctx) => routes.refresh(ctx) });
       if (options.authorizationServer !== false) {
         const seal = new TokenSeal(options.tokenKeys ?? TokenSeal.parseList(env.FMCP_TOKEN_KEYS));
-        mountAuthorizationServer(api, { seal, strategy, loginFlow: routes, store: () => store!, providerTimeoutMs, env });
+        mountAuthorizationServer(api, { seal, strategy, loginFlow: routes, store: () => store!, providerTimeoutMs, env, clientMetadataDocuments: options.clientMetadataDocuments ?? {} });
         api.addHook('onStart', () => {
           if (seal.ephemeral && api.servers.list().some((s) => s.auth === STRATEGY_KEY)) {
             api.log.warn('no token key given (--token-key or FMCP_TOKEN_KEYS): a random one was made, so the tokens MCP clients hold stop working when this process ends, and replicas do not accept each other\'s');

@@ -89,7 +89,7 @@ describe('auth-oauth2-pkce as an MCP authorization server: the SDK client logs i
       token_endpoint_auth_methods_supported: ['none'],
       code_challenge_methods_supported: ['S256'],
       authorization_response_iss_parameter_supported: true,
-      client_id_metadata_document_supported: false,
+      client_id_metadata_document_supported: true,
     };
     for (const path of ['/.well-known/oauth-authorization-server/files', '/.well-known/openid-configuration/files', '/files/.well-known/openid-configuration']) {
       const res = await fetch(gw.base + path);

@@ -59,6 +59,8 @@ export class MemoryOAuthProvider implements OAuthClientProvider {
   saved?: OAuthTokens;
   verifier = '';
   authorizationUrl?: URL;
+  /** set to use a Client ID Metadata Document instead of registration */
+  clientMetadataUrl?: string;
   readonly clientState = 'client-state-4f9a';
 
   constructor(private readonly redirect: string, readonly clientName = 'FluidMCP test client') {}
