@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
+import { pino } from 'pino';
 import { challengeS256, createVerifier, TokenSeal } from '../../../plugins/auth-oauth2-pkce/index.js';
 import { epochIn } from '../../../plugins/auth-oauth2-pkce/token-seal.js';
 import { everythingEntry, type TestGateway } from '../../helpers/gateway.js';
@@ -47,6 +48,9 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
   let notesClientId: string;
   const answers: number[] = [];
   const tokenKey = randomBytes(32).toString('base64url');
+  const logLines: string[] = [];
+  /** every code, token, verifier and client id the tests saw: none may reach the log */
+  const secrets = new Set<string>();
 
   const track = async (url: string, init?: RequestInit): Promise<Answer> => {
     const a = await call(url, init);
@@ -57,7 +61,7 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
   before(async () => {
     oidc = await startOidcServer({ redirectUris: ['http://localhost/files/auth/callback', 'http://localhost/notes/auth/callback'] });
     const entry = () => ({ ...everythingEntry(), auth: { type: 'oauth2', flow: 'pkce', ...pkceAuth(oidc, { env_var_name: 'PACKAGE_TOKEN' }) } });
-    gw = await startPkceGateway(oidc, { files: entry(), notes: entry() }, { plugin: { tokenKeys: [tokenKey] } });
+    gw = await startPkceGateway(oidc, { files: entry(), notes: entry() }, { plugin: { tokenKeys: [tokenKey] }, kernel: { logger: pino({ level: 'trace' }, { write: (line: string) => void logLines.push(line) }) } });
     publicUrl = gw.kernel.publicUrl();
     // sends the test's HTTP "browser" to the provider URL the consent step answered, so its cookies are kept from the start
     redirector = createServer((_req, res) => res.writeHead(302, { location: redirectTo }).end());
@@ -74,6 +78,10 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
 
   after(async () => {
     expect(answers.filter((s) => s >= 500), 'no 5xx').to.deep.equal([]);
+    expect(logLines.length).to.be.greaterThan(10);
+    for (const secret of [...secrets, tokenKey, clientId]) {
+      expect(logLines.filter((line) => line.includes(secret)), 'a secret in the log').to.deep.equal([]);
+    }
     await gw?.stop();
     await oidc?.close();
     await new Promise<void>((r) => redirector?.close(() => r()));
@@ -116,7 +124,9 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
     expect(`${location.origin}${location.pathname}`).to.equal(REDIRECT);
     expect(location.searchParams.get('state')).to.equal('st-1');
     expect(location.searchParams.get('iss')).to.equal(`${publicUrl}/files`);
-    return location.searchParams.get('code')!;
+    const code = location.searchParams.get('code')!;
+    secrets.add(code);
+    return code;
   }
 
   const exchange = (fields: Record<string, string>) => track(`${gw.base}/files/token`, form({ grant_type: 'authorization_code', client_id: clientId, redirect_uri: REDIRECT, ...fields }));
@@ -251,6 +261,7 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
 
       const good = await exchange({ code, code_verifier: verifier, resource: `${publicUrl}/files/mcp` });
       expect(good.status, good.text).to.equal(200);
+      secrets.add(String(good.json!.access_token)).add(String(good.json!.refresh_token)).add(verifier);
       expect(good.headers.get('cache-control')).to.equal('no-store');
       expect(Object.keys(good.json!).sort()).to.deep.equal(['access_token', 'expires_in', 'refresh_token', 'scope', 'token_type']);
       const replay = await exchange({ code, code_verifier: verifier });
