@@ -44,7 +44,7 @@ export function mountAuthorizationServer(api: PluginApi, options: AuthorizationR
   if (documents) api.addHook('onClose', () => documents.close());
   const clients = new ClientRegistration(urls, seal, documents);
   const authorization = new AuthorizationServer(urls, seal, clients, loginFlow, store,
-    { providerTimeoutMs: options.providerTimeoutMs, env: options.env, codeTtlS: 60, consentTtlS: 600 }, api.log);
+    { providerTimeoutMs: options.providerTimeoutMs, env: options.env, codeTtlS: 60, consentTtlS: 600, events: api.events }, api.log);
   const tokens = new TokenGrant(urls, seal, clients, store, { providerTimeoutMs: options.providerTimeoutMs, env: options.env }, api.log);
 
   strategy.sealedAccess = resourceServer;

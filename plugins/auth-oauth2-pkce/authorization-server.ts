@@ -1,6 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   sendJson,
+  type EventBus,
+  type LoginOutcome,
   type Logger,
   type PendingStateStore,
   type RequestContext,
@@ -43,6 +45,8 @@ export interface AuthorizationServerOptions {
   readonly codeTtlS: number;
   /** how long the consent page may stay open, s */
   readonly consentTtlS: number;
+  /** where login.outcome goes */
+  readonly events?: EventBus;
 }
 
 const CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
@@ -157,8 +161,11 @@ export class AuthorizationServer {
   /** The provider's callback of a login this server started: a sealed one-use code to the client. */
   async continueFromProvider(ctx: RequestContext, server: ServerDefinition, config: PkceAuthConfig, pending: PendingLogin): Promise<void> {
     const request = pending.authorization as AuthorizationRequest;
-    const back = (error: string, description: string): void =>
+    const outcome = (value: LoginOutcome): void => this.options.events?.emit('login.outcome', { server: server.name, outcome: value });
+    const back = (error: string, description: string): void => {
+      outcome(error === 'temporarily_unavailable' ? 'store_unavailable' : 'provider_error');
       this.redirectToClient(ctx, server, request.ruri, { error, error_description: description, state: request.state });
+    };
     const providerError = ctx.query.get('error');
     if (providerError !== null) {
       this.log.info({ server: server.name, error: providerText(providerError, 80) }, 'sign-in failed at the provider');
@@ -197,6 +204,7 @@ export class AuthorizationServer {
       this.log.warn({ server: server.name, error: (err as Error).message }, 'the pending-state store failed');
       return back('temporarily_unavailable', 'the gateway cannot keep the authorization code now: try again in a moment');
     }
+    outcome('success');
     this.log.info({ server: server.name }, 'sign-in completed: code sent to the client');
     this.redirectToClient(ctx, server, request.ruri, { code, state: request.state });
   }

@@ -49,6 +49,7 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
   const answers: number[] = [];
   const tokenKey = randomBytes(32).toString('base64url');
   const logLines: string[] = [];
+  const outcomes: string[] = [];
   /** every code, token, verifier and client id the tests saw: none may reach the log */
   const secrets = new Set<string>();
 
@@ -59,10 +60,12 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
   };
 
   before(async () => {
-    oidc = await startOidcServer({ redirectUris: ['http://localhost/files/auth/callback', 'http://localhost/notes/auth/callback'] });
+    // provider tokens live 3 s: the refresh test waits for the sealed token to die with its provider token
+    oidc = await startOidcServer({ redirectUris: ['http://localhost/files/auth/callback', 'http://localhost/notes/auth/callback'], accessTokenTtl: 3 });
     const entry = () => ({ ...everythingEntry(), auth: { type: 'oauth2', flow: 'pkce', ...pkceAuth(oidc, { env_var_name: 'PACKAGE_TOKEN' }) } });
     gw = await startPkceGateway(oidc, { files: entry(), notes: entry() }, { plugin: { tokenKeys: [tokenKey] }, kernel: { logger: pino({ level: 'trace' }, { write: (line: string) => void logLines.push(line) }) } });
     publicUrl = gw.kernel.publicUrl();
+    gw.kernel.events.on('login.outcome', (data) => outcomes.push(data.outcome));
     // sends the test's HTTP "browser" to the provider URL the consent step answered, so its cookies are kept from the start
     redirector = createServer((_req, res) => res.writeHead(302, { location: redirectTo }).end());
     await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', () => r()));
@@ -236,6 +239,40 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
   });
 
   describe('token endpoint', () => {
+    it('the sealed token dies with the provider token; the refresh token brings a working one', async () => {
+      const verifier = createVerifier();
+      const before = outcomes.length;
+      const code = await getCode(verifier);
+      expect(outcomes.slice(before)).to.deep.equal(['success']);
+      const tokens = await exchange({ code, code_verifier: verifier });
+      expect(tokens.status, tokens.text).to.equal(200);
+      expect(tokens.json!.expires_in).to.be.within(1, 3);
+      const access = String(tokens.json!.access_token);
+      const refresh = String(tokens.json!.refresh_token);
+      secrets.add(access).add(refresh);
+      const mcp = (token: string) => track(`${gw.base}/files/mcp`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+      });
+      expect((await mcp(access)).status).to.equal(200);
+      let last: Answer | undefined;
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        last = await mcp(access);
+        if (last.status !== 200) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(last!.status, last!.text).to.equal(401);
+      expect((last!.json!.error as { message: string }).message).to.include('has expired');
+      const renewed = await track(`${gw.base}/files/token`, form({ grant_type: 'refresh_token', refresh_token: refresh, client_id: clientId }));
+      expect(renewed.status, renewed.text).to.equal(200);
+      secrets.add(String(renewed.json!.access_token));
+      expect((await mcp(String(renewed.json!.access_token))).status).to.equal(200);
+      const otherClient = await track(`${gw.base}/files/token`, form({ grant_type: 'refresh_token', refresh_token: refresh, client_id: otherClientId }));
+      expect(otherClient.json).to.deep.equal({ error: 'invalid_grant', error_description: 'the refresh token was issued to another client' });
+    });
+
     it('a wrong verifier is invalid_grant, and the code is gone after it', async () => {
       const verifier = createVerifier();
       const code = await getCode(verifier);
