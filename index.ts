@@ -13,6 +13,6 @@ export { transportStdio, proxyJsonRpc, transportSse, authOAuth2Pkce, stateRedis,
 export { groups, groupServers, parseGroupFlag, describeGroup };
 
 /** The plugins `fluidmcp run` uses: stdio and remote transports, the proxy, SSE, and OAuth2 PKCE. */
-export function builtinPlugins(): Plugin[] {
-  return [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce()];
+export function builtinPlugins(options: { tokenKeys?: readonly string[] } = {}): Plugin[] {
+  return [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce(options.tokenKeys?.length ? { tokenKeys: options.tokenKeys } : {})];
 }

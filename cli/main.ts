@@ -79,6 +79,7 @@ await yargs(hideBin(process.argv))
         .option('state-store', { type: 'string', describe: 'where pending logins live: redis://host:port/db (shared by replicas) or memory (default)' })
         .option('replica-id', { type: 'string', describe: 'this replica\'s name behind a load balancer: session ids start with it (see docs/deploy.md)' })
         .option('group', { type: 'string', describe: 'serve several servers at one URL: name=server1,server2 (repeatable)' })
+        .option('token-key', { type: 'string', describe: 'a key that seals the tokens MCP clients get (repeatable, first seals; default FMCP_TOKEN_KEYS)' })
         .option('metrics', { type: 'boolean', default: false, describe: 'serve Prometheus metrics at GET /metrics' })
         .example('$0 run test/gmail-mock@1.0.0 --start-server', 'serve one installed package on port 8099')
         .example('$0 run --file config.json --start-server --port 9000', 'serve a config file'),
@@ -99,6 +100,7 @@ await yargs(hideBin(process.argv))
         replicaId: last(argv['replica-id']),
         metrics: argv.metrics === true,
         groups: list(argv.group),
+        tokenKeys: list(argv['token-key']),
         packagesDir: argv['packages-dir'],
       }));
     },

@@ -43,6 +43,8 @@ export interface RunOptions {
   stopTimeout?: number;
   /** `--group name=a,b`: groups served at /{name}/mcp besides the config files' "groups" */
   groups?: string[];
+  /** keys that seal the tokens the gateway issues to MCP clients (--token-key; default FMCP_TOKEN_KEYS) */
+  tokenKeys?: string[];
 }
 
 interface Prepared {
@@ -213,7 +215,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
     // the store first: Redis unreachable stops start-up before any server process starts
     if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore }));
     // third-party plugins next: their transports get the first claim on the entries they know
-    for (const plugin of [...plugins, ...builtinPlugins()]) kernel.use(plugin);
+    for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys })]) kernel.use(plugin);
     if (options.metrics) kernel.use(metricsPrometheus());
     if (servers.some((s) => describeGroup(s) !== undefined)) kernel.use(groups());
     const started = kernel.start();

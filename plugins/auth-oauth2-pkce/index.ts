@@ -1,7 +1,9 @@
 import { definePlugin, MemoryStateStore, PENDING_STATE, type JsonObject, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
+import { mountAuthorizationServer } from './authorization-routes.js';
 import { LoginFlow } from './login-flow.js';
 import { PkceStrategy, STRATEGY_KEY } from './strategy.js';
 import { TokenCheck } from './token-check.js';
+import { TokenSeal } from './token-seal.js';
 import { VerificationPlans } from './verification.js';
 import { handedOut, IssuedTokens, providerConfirmed, unverified } from './verifiers.js';
 import { tokenKey } from './pkce.js';
@@ -11,6 +13,7 @@ export { readAuthConfig, type PkceAuthConfig, type TokenEndpointAuthMethod } fro
 export { SUCCESS_MESSAGE, REFRESH_MESSAGE } from './login-flow.js';
 export { STRATEGY_KEY };
 export { providerTokenIdentity, type PresentedToken, type TokenVerifier, type Verdict } from './verifiers.js';
+export { TokenSeal } from './token-seal.js';
 
 export interface AuthOAuth2PkceOptions {
   /** how long a started login may take before its callback, ms (default 10 minutes) */
@@ -29,6 +32,23 @@ export interface AuthOAuth2PkceOptions {
   unverifiedProcesses?: number;
   /** where client ids and secrets are read from (default process.env) */
   env?: NodeJS.ProcessEnv;
+  /**
+   * make each package an MCP authorization server of its own, issuing sealed tokens to MCP clients
+   * (default true; see docs/oauth.md)
+   */
+  authorizationServer?: boolean;
+  /**
+   * keys that seal the gateway's tokens, 32 bytes each as base64url or hex; the first seals, all open.
+   * Default: FMCP_TOKEN_KEYS (comma-separated) from `env`, else a random key made at start.
+   */
+  tokenKeys?: readonly string[];
+  /**
+   * Client ID Metadata Documents (client ids that are HTTPS URLs): on by default; false turns them off.
+   * `allowHosts` lists hosts that may be fetched from private or loopback addresses (loopback is allowed
+   * anyway when the gateway listens on loopback); `timeoutMs` (5 s), `maxBytes` (64 KiB),
+   * `perHostPerMinute` (30) and `defaultCacheMs` (5 min) bound the fetches.
+   */
+  clientMetadataDocuments?: false | { allowHosts?: readonly string[]; timeoutMs?: number; maxBytes?: number; perHostPerMinute?: number; defaultCacheMs?: number };
 }
 
 /**
@@ -71,6 +91,15 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
       api.route({ method: 'GET', path: '/:name/auth/login', handler: (ctx) => routes.login(ctx) });
       api.route({ method: 'GET', path: '/:name/auth/callback', handler: (ctx) => routes.callback(ctx) });
       api.route({ method: 'POST', path: '/:name/auth/refresh', bodyLimit: 64 * 1024, handler: (ctx) => routes.refresh(ctx) });
+      if (options.authorizationServer !== false) {
+        const seal = new TokenSeal(options.tokenKeys ?? TokenSeal.parseList(env.FMCP_TOKEN_KEYS));
+        mountAuthorizationServer(api, { seal, strategy, loginFlow: routes, store: () => store!, providerTimeoutMs, env, clientMetadataDocuments: options.clientMetadataDocuments ?? {} });
+        api.addHook('onStart', () => {
+          if (seal.ephemeral && api.servers.list().some((s) => s.auth === STRATEGY_KEY)) {
+            api.log.warn('no token key given (--token-key or FMCP_TOKEN_KEYS): a random one was made, so the tokens MCP clients hold stop working when this process ends, and replicas do not accept each other\'s');
+          }
+        });
+      }
 
       // after every plugin registered, so a plugin that provides a shared store wins over the in-memory one
       api.addHook('onStart', () => {

@@ -26,11 +26,16 @@ export interface LoginFlowOptions {
 }
 
 /** A login between /auth/login and /auth/callback, kept in the pending-state store under its `state`. */
-interface PendingLogin extends JsonObject {
+export interface PendingLogin extends JsonObject {
   package: string;
   verifier: string;
   redirect_uri: string;
+  /** set when an MCP client's authorization request started this login (authorization-server.ts) */
+  authorization?: JsonObject;
 }
+
+/** Finishes a login that an MCP client's authorization request started, from the provider's callback. */
+export type AuthorizationContinuation = (ctx: RequestContext, server: ServerDefinition, config: PkceAuthConfig, pending: PendingLogin) => Promise<void>;
 
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 export const SUCCESS_MESSAGE = 'Authentication successful! Use the access_token in Authorization header.';
@@ -59,13 +64,24 @@ export class LoginFlow {
     return `${this.publicUrl()}/${encodeURIComponent(server.name)}/auth/callback`;
   }
 
+  /** Set by the authorization server: callbacks of logins it started go to it. */
+  continueAuthorization?: AuthorizationContinuation;
+
   async login(ctx: RequestContext): Promise<void> {
     const { server, config } = this.pkceServer(ctx.params.name!);
+    const location = await this.startProviderLogin(server, config);
+    this.log.info({ server: server.name }, 'login started: redirecting to the provider');
+    ctx.res.writeHead(302, { location, 'content-length': 0, ...NO_STORE });
+    ctx.res.end();
+  }
+
+  /** Saves a pending login and returns the provider's authorization URL for it. */
+  async startProviderLogin(server: ServerDefinition, config: PkceAuthConfig, authorization?: JsonObject): Promise<string> {
     const client = readClientCredentials(server, config, this.options.env);
     const verifier = createVerifier();
     const state = createState();
     const redirectUri = this.redirectUri(server);
-    const pending: PendingLogin = { package: server.name, verifier, redirect_uri: redirectUri };
+    const pending: PendingLogin = { package: server.name, verifier, redirect_uri: redirectUri, ...(authorization ? { authorization } : {}) };
     await this.storeStep(server, 'save', () => this.store().put(state, pending, this.options.pendingLoginTtlMs), 'try again in a moment');
 
     const target = new URL(config.authorizationUrl);
@@ -77,10 +93,7 @@ export class LoginFlow {
     target.searchParams.set('state', state);
     target.searchParams.set('code_challenge', challengeS256(verifier));
     target.searchParams.set('code_challenge_method', 'S256');
-
-    this.log.info({ server: server.name }, 'login started: redirecting to the provider');
-    ctx.res.writeHead(302, { location: target.toString(), 'content-length': 0, ...NO_STORE });
-    ctx.res.end();
+    return target.toString();
   }
 
   async callback(ctx: RequestContext): Promise<void> {
@@ -98,6 +111,7 @@ export class LoginFlow {
         `Invalid or expired state parameter: this login was already completed, timed out, or was started for another package. Go to ${this.loginUrl(server)} to start a new login`,
       );
     }
+    if (pending.authorization !== undefined && this.continueAuthorization) return this.continueAuthorization(ctx, server, config, pending);
     const providerError = ctx.query.get('error');
     if (providerError !== null) {
       this.outcome(server, 'provider_error');

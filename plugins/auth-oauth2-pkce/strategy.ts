@@ -1,8 +1,9 @@
 import { errors, type AuthStrategy, type EventBus, type Identity, type Logger, type RequestContext, type ServerDefinition } from '../../core/index.js';
 import { readAuthConfig, type PkceAuthConfig } from './config.js';
 import { tokenKey } from './pkce.js';
+import type { SealedAccess } from './resource-server.js';
 import type { VerificationPlans } from './verification.js';
-import type { PresentedToken, TokenVerifier } from './verifiers.js';
+import { providerTokenIdentity, type PresentedToken, type TokenVerifier } from './verifiers.js';
 
 export const STRATEGY_KEY = 'oauth2/pkce';
 
@@ -17,6 +18,8 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 export class PkceStrategy implements AuthStrategy {
   readonly key = STRATEGY_KEY;
   private readonly configs = new Map<string, PkceAuthConfig>();
+  /** the gateway's own sealed tokens and challenge parameters, when it is the package's authorization server */
+  sealedAccess?: SealedAccess;
 
   /**
    * @param verifiers asked in order; the first with a verdict decides, and a token none vouches for is
@@ -68,6 +71,12 @@ export class PkceStrategy implements AuthStrategy {
   async authenticate(ctx: RequestContext, server: ServerDefinition): Promise<Identity> {
     const config = this.configOf(server);
     const token = this.presentedToken(ctx, server);
+    // a token this gateway sealed is checked cryptographically and needs nobody else's verdict
+    const sealed = await this.sealedAccess?.open(token.value, server);
+    if (sealed !== undefined) {
+      if (!sealed.ok) throw this.rejected(ctx, server, sealed.why);
+      return providerTokenIdentity(config, { value: sealed.providerToken, hash: tokenKey(sealed.providerToken) }, undefined);
+    }
     for (const verifier of this.verifiers) {
       const verdict = await verifier.verify(token, server, config);
       if (verdict === undefined) continue;
@@ -103,6 +112,7 @@ export class PkceStrategy implements AuthStrategy {
   private unauthorized(ctx: RequestContext, server: ServerDefinition, error: string | undefined, what: string): Error {
     const challenge = [`realm="${server.name}"`];
     if (error) challenge.push(`error="${error}"`);
+    if (this.sealedAccess) challenge.push(...this.sealedAccess.challenge(server));
     ctx.res.setHeader('www-authenticate', `Bearer ${challenge.join(', ')}`);
     return errors.FMCP_ERR_UNAUTHORIZED(
       `${what}: sign in at ${this.loginUrl(server)}, then send the access_token as "Authorization: Bearer <access_token>"`,

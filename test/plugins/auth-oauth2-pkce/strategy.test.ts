@@ -78,7 +78,7 @@ describe('auth-oauth2-pkce: Bearer tokens and one server process per token', fun
     const before = await processCount(gw, 'mailbox');
     const res = await postJson(gw.url('/mailbox/mcp'), { jsonrpc: '2.0', id: 1, method: 'tools/list' });
     expect(res.status).to.equal(401);
-    expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox"');
+    expect(res.headers.get('www-authenticate')).to.equal(`Bearer realm="mailbox", ${resourceChallenge(gw, 'mailbox')}`);
     const body = res.json as Record<string, unknown>;
     expect(errorCode(body)).to.equal('FMCP_ERR_UNAUTHORIZED');
     expect(errorMessage(body)).to.equal(
@@ -99,7 +99,7 @@ describe('auth-oauth2-pkce: Bearer tokens and one server process per token', fun
     for (const header of ['Basic YWxpY2U6eA==', 'Bearer', 'Bearer two words', 'Bearer tok"en']) {
       const res = await postJson(gw.url('/mailbox/mcp'), { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { authorization: header });
       expect(res.status, header).to.equal(401);
-      expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox", error="invalid_request"');
+      expect(res.headers.get('www-authenticate')).to.equal(`Bearer realm="mailbox", error="invalid_request", ${resourceChallenge(gw, 'mailbox')}`);
       expect(errorMessage(res.json as Record<string, unknown>)).to.contain('is not "Bearer <access_token>"');
     }
   });
@@ -140,7 +140,7 @@ describe('auth-oauth2-pkce: Bearer tokens and one server process per token', fun
 
     const res = await postJson(gw.url('/mailbox-checked/mcp'), { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { authorization: 'Bearer not-a-real-token' });
     expect(res.status).to.equal(401);
-    expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox-checked", error="invalid_token"');
+    expect(res.headers.get('www-authenticate')).to.equal(`Bearer realm="mailbox-checked", error="invalid_token", ${resourceChallenge(gw, 'mailbox-checked')}`);
     expect(errorMessage(res.json as Record<string, unknown>)).to.contain('The provider rejected the token sent to "mailbox-checked"');
     expect(await processCount(gw, 'mailbox-checked')).to.equal(before);
   });
@@ -158,3 +158,8 @@ describe('auth-oauth2-pkce: Bearer tokens and one server process per token', fun
     expect(back.token_sha256).to.equal(sha12(one));
   });
 });
+
+/** The RFC 9728 parameters every challenge of an oauth2/pkce package carries (scopes of pkceAuth()). */
+function resourceChallenge(gw: TestGateway, name: string): string {
+  return `resource_metadata="${gw.kernel.publicUrl()}/.well-known/oauth-protected-resource/${name}/mcp", scope="openid profile mail.read"`;
+}

@@ -66,7 +66,7 @@ describe('auth-oauth2-pkce: validate_url', () => {
     for (let i = 0; i < 2; i++) {
       const res = await ask('stolen');
       expect(res.status).to.equal(401);
-      expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="box", error="invalid_token"');
+      expect(res.headers.get('www-authenticate')).to.equal(`Bearer realm="box", error="invalid_token", resource_metadata="${kernel.publicUrl()}/.well-known/oauth-protected-resource/box/mcp"`);
     }
     expect(seen).to.deep.equal(['stolen']);
   });

@@ -1,0 +1,107 @@
+import { sendJson, type RequestContext, type ServerDefinition } from '../../core/index.js';
+import type { PkceAuthConfig } from './config.js';
+import { TokenSeal } from './token-seal.js';
+
+/** The URLs of a package as a protected resource (RFC 9728) and as its own authorization server (RFC 8414). */
+export class PackageUrls {
+  constructor(private readonly publicUrl: () => string) {}
+
+  private base(server: ServerDefinition): string {
+    return `${this.publicUrl()}/${encodeURIComponent(server.name)}`;
+  }
+
+  /** the issuer of the package's authorization server */
+  issuer(server: ServerDefinition): string {
+    return this.base(server);
+  }
+
+  /** the resource: what the gateway's access tokens for this package are for (RFC 8707 `resource`) */
+  resource(server: ServerDefinition): string {
+    return `${this.base(server)}/mcp`;
+  }
+
+  resourceMetadata(server: ServerDefinition): string {
+    return `${this.publicUrl()}/.well-known/oauth-protected-resource/${encodeURIComponent(server.name)}/mcp`;
+  }
+
+  authorizationEndpoint(server: ServerDefinition): string {
+    return `${this.base(server)}/authorize`;
+  }
+
+  tokenEndpoint(server: ServerDefinition): string {
+    return `${this.base(server)}/token`;
+  }
+
+  registrationEndpoint(server: ServerDefinition): string {
+    return `${this.base(server)}/register`;
+  }
+}
+
+/** What a sealed access token of ours holds. */
+export interface AccessClaims {
+  [claim: string]: unknown;
+  /** the provider's access token */
+  ptk: string;
+  /** the client it was issued to */
+  cid: string;
+  scope?: string;
+}
+
+/** The outcome of presenting a Bearer token: not ours (undefined), ours and valid, or ours and refused. */
+export type SealedAccessResult = undefined | { ok: true; providerToken: string; clientId: string } | { ok: false; why: string };
+
+/** The strategy's view of the gateway's own tokens: the extra challenge parameters, and one check. */
+export interface SealedAccess {
+  /** RFC 9728 section 5.1 parameters for every Bearer challenge of this server */
+  challenge(server: ServerDefinition): string[];
+  open(token: string, server: ServerDefinition): Promise<SealedAccessResult>;
+}
+
+const WHY: Record<string, string> = {
+  malformed: 'is not a valid token',
+  unknown_key: 'was sealed with a key this gateway no longer has (it restarted without --token-key, or the key was retired)',
+  tampered: 'was altered or is not valid',
+  wrong_kind: 'is not an access token',
+  wrong_audience: 'was issued for another package',
+  expired: 'has expired',
+};
+
+/**
+ * The resource-server side of the MCP authorization spec for oauth2/pkce packages: Protected Resource
+ * Metadata, the `resource_metadata` challenge, and the check of the gateway's sealed access tokens.
+ */
+export class ResourceServer implements SealedAccess {
+  constructor(
+    private readonly urls: PackageUrls,
+    private readonly seal: TokenSeal,
+    private readonly configOf: (server: ServerDefinition) => PkceAuthConfig,
+  ) {}
+
+  challenge(server: ServerDefinition): string[] {
+    const params = [`resource_metadata="${this.urls.resourceMetadata(server)}"`];
+    const scopes = this.configOf(server).scopes;
+    if (scopes.length > 0) params.push(`scope="${scopes.join(' ')}"`);
+    return params;
+  }
+
+  async open(token: string, server: ServerDefinition): Promise<SealedAccessResult> {
+    if (!TokenSeal.isSealed(token, 'access')) return undefined;
+    const opened = await this.seal.open<AccessClaims>('access', token, this.urls.resource(server));
+    if (!opened.ok) return { ok: false, why: `The access token sent to "${server.name}" ${WHY[opened.reason]}` };
+    const { ptk, cid } = opened.claims;
+    if (typeof ptk !== 'string' || ptk === '' || typeof cid !== 'string') return { ok: false, why: `The access token sent to "${server.name}" ${WHY.tampered}` };
+    return { ok: true, providerToken: ptk, clientId: cid };
+  }
+
+  /** GET /.well-known/oauth-protected-resource/{name}/mcp (RFC 9728 section 3). */
+  metadata(ctx: RequestContext, server: ServerDefinition): void {
+    const scopes = this.configOf(server).scopes;
+    sendJson(ctx.res, 200, {
+      resource: this.urls.resource(server),
+      authorization_servers: [this.urls.issuer(server)],
+      ...(scopes.length > 0 ? { scopes_supported: scopes } : {}),
+      bearer_methods_supported: ['header'],
+      resource_name: server.name,
+    }, { 'cache-control': 'public, max-age=300' });
+  }
+}
