@@ -80,7 +80,7 @@ describe('auth-oauth2-pkce: the offline demo (npm start)', function () {
     expect(JSON.parse((call.json as { result: { content: { text: string }[] } }).result.content[0]!.text).user).to.equal('alice');
     const madeUp = await postJson(`${base}/mailbox/mcp`, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { authorization: 'Bearer made-up-token' });
     expect(madeUp.status).to.equal(401);
-    expect(madeUp.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox", error="invalid_token"');
+    expect(madeUp.headers.get('www-authenticate')).to.match(/^Bearer realm="mailbox", error="invalid_token", resource_metadata="http:\/\/[^"]+\/\.well-known\/oauth-protected-resource\/mailbox\/mcp", scope="openid profile mail\.read"$/);
 
     demo.kill('SIGTERM');
     expect(await exitOf(demo, 20_000)).to.equal(0);

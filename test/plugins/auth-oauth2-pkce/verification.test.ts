@@ -111,7 +111,7 @@ describe('auth-oauth2-pkce: every Bearer token is verified before anything is se
       const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => call(gw, 'mailbox', `junk-${i}`)));
       for (const res of answers) {
         expect(res.status).to.equal(401);
-        expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox", error="invalid_token"');
+        expect(res.headers.get('www-authenticate')).to.match(/^Bearer realm="mailbox", error="invalid_token", resource_metadata="http:\/\/[^"]+\/\.well-known\/oauth-protected-resource\/mailbox\/mcp", scope="openid profile mail\.read"$/);
         expect(errorMessage(res.json as Record<string, unknown>)).to.match(/^The provider rejected the token sent to "mailbox" \(it may have expired or been revoked\): sign in at /);
       }
       expect(await processCount(gw, 'mailbox')).to.equal(0);
@@ -135,7 +135,7 @@ describe('auth-oauth2-pkce: every Bearer token is verified before anything is se
     expect((await whoami(gw, 'mailbox-post', token)).token_sha256).to.equal(sha12(token));
     const junk = await call(gw, 'mailbox-post', 'junk-introspected');
     expect(junk.status).to.equal(401);
-    expect(junk.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox-post", error="invalid_token"');
+    expect(junk.headers.get('www-authenticate')).to.match(/^Bearer realm="mailbox-post", error="invalid_token", resource_metadata="http:\/\/[^"]+\/\.well-known\/oauth-protected-resource\/mailbox-post\/mcp", scope="openid profile mail\.read"$/);
     expect(await processCount(gw, 'mailbox-post')).to.equal(1);
   });
 
@@ -152,7 +152,7 @@ describe('auth-oauth2-pkce: every Bearer token is verified before anything is se
     expect((await fetch(oidc.userinfoUrl, { headers: { authorization: `Bearer ${token}` } })).status).to.equal(401);
     let last: Awaited<ReturnType<typeof call>> | undefined;
     await eventually('a 401 for the revoked token', 5000, async () => (last = await call(gw, 'mailbox', token)).status === 401);
-    expect(last!.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox", error="invalid_token"');
+    expect(last!.headers.get('www-authenticate')).to.match(/^Bearer realm="mailbox", error="invalid_token", resource_metadata="http:\/\/[^"]+\/\.well-known\/oauth-protected-resource\/mailbox\/mcp", scope="openid profile mail\.read"$/);
   });
 
   it('answers 503 when the provider cannot be reached, and starts nothing', async () => {
