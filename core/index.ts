@@ -8,7 +8,7 @@ export { defineToken, type Token } from './tokens.js';
 export * from './core-tokens.js';
 export * from './contracts.js';
 export { errors, FluidError, type ErrorCode, type ErrorFactory } from './errors.js';
-export { createLogger, REDACT_PATHS, type Logger, type LoggerSettings } from './logger.js';
+export { createLogger, drainStderr, stderrDestination, REDACT_PATHS, type Logger, type LoggerSettings } from './logger.js';
 export { loadConfigFile, parseConfig, readConfigFile, configError, serverFieldError, authKey, isHttpUrl, type LoadedConfig } from './metadata.js';
 export { sendJson, sendError, readBody } from './http.js';
 export { KeyedRegistry } from './registry.js';
