@@ -1,13 +1,27 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors, FluidError } from './errors.js';
 
-/** Sends a JSON body. The body is serialized once; Content-Length is always set. */
+const HTML_SIGNIFICANT = /[<>&]/;
+const HTML_SIGNIFICANT_ALL = /[<>&]/g;
+const JSON_ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026' };
+
+/**
+ * JSON text with `<`, `>` and `&` written as `\u003c`, `\u003e`, `\u0026`: the same value to any JSON
+ * parser, but text that came from a request or a provider can never be read as markup. A string is
+ * taken as JSON text already (those characters occur only inside its strings, where the escape is valid).
+ */
+export function jsonText(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return HTML_SIGNIFICANT.test(text) ? text.replace(HTML_SIGNIFICANT_ALL, (c) => JSON_ESCAPES[c]!) : text;
+}
+
+/** Sends a JSON body (escaped by jsonText). The body is serialized once; Content-Length is always set. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const text = jsonText(body);
   const head: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
   if (headers) Object.assign(head, headers);
   res.writeHead(status, head);

@@ -1,6 +1,7 @@
 import {
 
   principalOf,
+  jsonText,
   sendJson,
   type EventStream,
   type EventStreamFactory,
@@ -55,7 +56,7 @@ class HttpCallSink implements CallSink {
       return;
     }
     if (this.openStream()) {
-      this.stream!.send(JSON.stringify(message), 'message');
+      this.stream!.send(jsonText(message), 'message');
       this.stream!.close();
     } else {
       sendJson(this.ctx.res, 200, message, this.headers);
@@ -64,13 +65,13 @@ class HttpCallSink implements CallSink {
 
   notification(message: JsonObject): void {
     if (this.done) return;
-    if (this.openStream()) this.stream!.send(JSON.stringify(message), 'message');
+    if (this.openStream()) this.stream!.send(jsonText(message), 'message');
     else this.session?.push(message);
   }
 
   request(message: JsonObject): boolean {
     if (this.done) return false;
-    if (this.openStream()) return this.stream!.send(JSON.stringify(message), 'message');
+    if (this.openStream()) return this.stream!.send(jsonText(message), 'message');
     return this.session?.push(message) ?? false;
   }
 

@@ -3,6 +3,7 @@ import {
   CHANNELS,
   errors,
   FluidError,
+  jsonText,
   principalOf,
   sendJson,
   type ChannelBroker,
@@ -13,6 +14,7 @@ import {
   type Logger,
   type PluginApi,
   type RequestContext,
+  type RouteCors,
 } from '../../core/index.js';
 
 interface LegacySession {
@@ -21,6 +23,12 @@ interface LegacySession {
   readonly principal: string;
   channel: ClientChannel | undefined;
 }
+
+/** The MCP headers a browser client sends and reads on the SSE routes. */
+const MCP_CORS: RouteCors = {
+  allowHeaders: ['mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name'],
+  exposeHeaders: ['Mcp-Session-Id', 'MCP-Protocol-Version'],
+};
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -65,9 +73,9 @@ export class SseClientRoutes {
   ) {}
 
   register(): void {
-    this.api.route({ method: 'POST', path: '/:name/sse', guard: 'name', handler: (ctx) => this.streamCall(ctx) });
-    this.api.route({ method: 'GET', path: '/:name/sse', guard: 'name', readBody: false, handler: (ctx) => this.openSession(ctx) });
-    this.api.route({ method: 'POST', path: '/:name/messages', guard: 'name', handler: (ctx) => this.postMessage(ctx) });
+    this.api.route({ method: 'POST', path: '/:name/sse', guard: 'name', cors: MCP_CORS, handler: (ctx) => this.streamCall(ctx) });
+    this.api.route({ method: 'GET', path: '/:name/sse', guard: 'name', cors: MCP_CORS, readBody: false, handler: (ctx) => this.openSession(ctx) });
+    this.api.route({ method: 'POST', path: '/:name/messages', guard: 'name', cors: MCP_CORS, handler: (ctx) => this.postMessage(ctx) });
   }
 
   get sessionCount(): number {
@@ -202,5 +210,5 @@ export class SseClientRoutes {
 }
 
 function sendMessage(stream: EventStream, message: JsonObject): void {
-  stream.send(JSON.stringify(message), 'message');
+  stream.send(jsonText(message), 'message');
 }
