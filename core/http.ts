@@ -75,3 +75,35 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('close', onClose);
   });
 }
+
+/**
+ * Reads and discards what is left of a request body, up to `limit` bytes or `ms`: a client still writing
+ * (a 413 answered before the body ended) must be able to finish writing and read the answer, which it
+ * cannot once the socket closed under it (EPIPE, reset). Resolves true when the body ended.
+ */
+export function discardBody(req: IncomingMessage, limit: number, ms: number): Promise<boolean> {
+  if (req.complete || req.destroyed) return Promise.resolve(req.complete);
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = (ended: boolean): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      req.off('error', onClose);
+      resolve(ended);
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > limit) finish(false);
+    };
+    const onEnd = (): void => finish(true);
+    const onClose = (): void => finish(req.complete);
+    const timer = setTimeout(() => finish(false), ms);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+    req.on('error', onClose);
+    req.resume();
+  });
+}

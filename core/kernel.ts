@@ -20,7 +20,7 @@ import { authKey } from './metadata.js';
 import { orderPlugins, validatePlugin, type Plugin } from './plugin.js';
 import { KeyedRegistry } from './registry.js';
 import { Router, type RouteOptions } from './router.js';
-import { readBody, sendError, sendJson } from './http.js';
+import { discardBody, readBody, sendError, sendJson } from './http.js';
 import { answerOptions, isPreflight, setCorsHeaders } from './cors.js';
 import { AUTH_STRATEGIES, KERNEL, LOGGER, ROUTER, SERVERS, TRANSPORTS } from './core-tokens.js';
 import { provide, resolve, tryResolve, type Token } from './tokens.js';
@@ -97,6 +97,8 @@ class Catalog implements ServerCatalog {
 }
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** how long a refused (413) body is read and discarded before the answer, at most */
+const DISCARD_BODY_MS = 10_000;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /** The microkernel: HTTP, routes, hooks, plugins, DI. It knows no protocol beyond HTTP. */
@@ -449,7 +451,12 @@ export class Kernel {
       return;
     }
     const extra = (error as FluidError & { headers?: Record<string, string> }).headers;
-    if (error.statusCode === 413) res.setHeader('connection', 'close');
+    if (error.statusCode === 413) {
+      res.setHeader('connection', 'close');
+      // let a client that is still sending finish (up to a bound), so it reads the 413 instead of EPIPE
+      await discardBody(ctx.req, 4 * this.bodyLimit, DISCARD_BODY_MS);
+      if (res.headersSent || res.destroyed) return;
+    }
     sendError(res, error, extra);
   }
 

@@ -19,6 +19,11 @@ export interface CallSink {
   notification(message: JsonObject): void;
   /** a server-to-client request caused by this call; false when this call cannot carry it */
   request(message: JsonObject): boolean;
+  /**
+   * the call ended without a response (cancelled by the client, its session ended): end what carries
+   * it, so the client's request gets a definite end; `clientId` is the call's id as the client sent it
+   */
+  cancelled?(clientId: unknown, reason: string): void;
 }
 
 /** What the instance needs of a client session. */
@@ -173,8 +178,11 @@ export class ServerInstance {
 
   /** The client gave up on a call (disconnect, cancel): forget it and tell the server. */
   cancel(id: number, reason: string): void {
-    if (!this.pending.delete(id)) return;
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.pending.delete(id);
     if (this.state === 'ready') this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } });
+    call.sink.cancelled?.(call.clientId, reason);
   }
 
   /** Finds the instance id of a session's call by the client's id (for notifications/cancelled). */

@@ -17,6 +17,7 @@ import {
   isObject,
   kindOf,
   PARSE_ERROR,
+  REQUEST_CANCELLED,
   SERVER_UNAVAILABLE,
   SUPPORTED_VERSIONS,
 } from './jsonrpc.js';
@@ -75,6 +76,20 @@ class HttpCallSink implements CallSink {
     return this.session?.push(message) ?? false;
   }
 
+  /**
+   * The call ended with no response (the client cancelled it, its session ended). The spec wants no
+   * response to a cancelled request, so an event stream ends empty; a client that takes only JSON gets
+   * a JSON-RPC error, the one answer it can read. Either way its POST ends.
+   */
+  cancelled(clientId: unknown, reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.openStream()) this.stream!.close(`the call was cancelled: ${reason}`);
+    else if (this.stream) return; // already closed: the POST ended with it
+    else if (!this.ctx.res.headersSent) sendJson(this.ctx.res, 200, errorResponse(clientId, REQUEST_CANCELLED, `Request cancelled: ${reason}`), this.headers);
+    else if (!this.ctx.res.writableEnded) this.ctx.res.end();
+  }
+
   private openStream(): boolean {
     if (this.stream) return !this.stream.closed;
     if (!this.accept.sse || !this.streams || this.ctx.res.headersSent) return false;
@@ -109,6 +124,11 @@ class BatchSink implements CallSink {
   }
   request(message: JsonObject): boolean {
     return this.session?.push(message) ?? false;
+  }
+  /** a cancelled call has no response in the array; the batch still ends */
+  cancelled(): void {
+    this.expected--;
+    this.maybeFinish();
   }
   private maybeFinish(): void {
     if (this.sealed && this.expected === 0) this.finish(this.results);

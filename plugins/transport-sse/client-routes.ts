@@ -32,6 +32,19 @@ const MCP_CORS: RouteCors = {
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+const isId = (v: unknown): boolean => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+
+/** A request, notification or response by JSON-RPC 2.0's shape (anything else is refused with 400). */
+function isJsonRpcMessage(msg: JsonObject): boolean {
+  if (typeof msg.method === 'string') {
+    const params = msg.params;
+    if (params !== undefined && (typeof params !== 'object' || params === null)) return false;
+    return !('id' in msg) || isId(msg.id);
+  }
+  if (msg.method !== undefined) return false;
+  return 'id' in msg && (isId(msg.id) || msg.id === null) && ('result' in msg || 'error' in msg);
+}
+
 /** JSON-RPC errors answered as plain JSON, before any stream is opened. */
 function rpcError(ctx: RequestContext, status: number, code: number, message: string, id: unknown = null): void {
   sendJson(ctx.res, status, { jsonrpc: '2.0', id, error: { code, message } });
@@ -56,6 +69,11 @@ function parseMessage(ctx: RequestContext, allowBatch: boolean): JsonObject[] | 
   for (const msg of list) {
     if (msg.jsonrpc !== undefined && msg.jsonrpc !== '2.0') {
       rpcError(ctx, 400, -32600, 'Invalid Request: "jsonrpc" must be "2.0"', msg.id ?? null);
+      return undefined;
+    }
+    if (!isJsonRpcMessage(msg)) {
+      const id = typeof msg.id === 'string' || typeof msg.id === 'number' ? msg.id : null;
+      rpcError(ctx, 400, -32600, 'Invalid Request: expected a JSON-RPC 2.0 message: a request or notification (a string "method", "params" as an object or array, a string or number "id" for a request) or a response ("id" with "result" or "error")', id);
       return undefined;
     }
   }
