@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { connect } from 'node:net';
 import { everythingEntry, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { request, waitFor, type Answer } from '../helpers/request.js';
 import { openSse, type SseReading } from '../plugins/transport-sse/sse-reader.js';
@@ -155,6 +156,34 @@ describe('issue 12: definite HTTP outcomes', function () {
       await res.text();
       return res.status;
     };
+
+    it('lets a client write its whole 6 MiB body without EPIPE, then answers 413 and closes (raw socket, 3 tries)', async () => {
+      const size = 6 * 1024 * 1024;
+      const once = (): Promise<{ head: string; error: string | undefined; written: number }> =>
+        new Promise((resolve) => {
+          const socket = connect(port, '127.0.0.1');
+          let text = '';
+          let error: string | undefined;
+          let written = 0;
+          socket.setEncoding('latin1').on('data', (d: string) => (text += d));
+          socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code));
+          socket.on('close', () => resolve({ head: text.split('\r\n')[0]!, error, written }));
+          socket.write(`POST /everything/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`);
+          const chunk = Buffer.alloc(64 * 1024, 0x20);
+          const pump = (): void => {
+            while (written < size && !socket.destroyed) {
+              written += chunk.length;
+              if (!socket.write(chunk)) {
+                socket.once('drain', pump);
+                return;
+              }
+            }
+          };
+          pump();
+        });
+      const results = [await once(), await once(), await once()];
+      expect(results).to.deep.equal(Array(3).fill({ head: 'HTTP/1.1 413 Payload Too Large', error: undefined, written: size }));
+    });
 
     it('answers a 6 MiB POST with 413 that Node\'s fetch reads, every time (10 tries)', async () => {
       const body = Buffer.alloc(6 * 1024 * 1024, 0x20);
