@@ -28,6 +28,7 @@ function union(base: readonly string[], routes: readonly { cors?: RouteCors }[],
  */
 export function setCorsHeaders(res: ServerResponse, origin: string, routes: readonly { cors?: RouteCors }[]): void {
   res.setHeader('access-control-allow-origin', origin);
+  res.setHeader('vary', 'Origin');
   res.setHeader('access-control-expose-headers', union(CORS_EXPOSE_HEADERS, routes, 'exposeHeaders'));
 }
 

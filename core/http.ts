@@ -79,14 +79,18 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 /**
  * Reads and discards what is left of a request body, up to `limit` bytes or `ms`: a client still writing
  * (a 413 answered before the body ended) must be able to finish writing and read the answer, which it
- * cannot once the socket closed under it (EPIPE, reset). Resolves true when the body ended.
+ * cannot once the socket closed under it (EPIPE, reset). A client that sends nothing for `idleMs` is not
+ * writing any more. Resolves true when the body ended.
  */
-export function discardBody(req: IncomingMessage, limit: number, ms: number): Promise<boolean> {
+export function discardBody(req: IncomingMessage, limit: number, ms: number, idleMs = 500): Promise<boolean> {
   if (req.complete || req.destroyed) return Promise.resolve(req.complete);
   return new Promise((resolve) => {
     let seen = 0;
+    // a client that declared a body it does not send is not writing: answer it once it goes quiet
+    let idle = setTimeout(() => finish(false), idleMs);
     const finish = (ended: boolean): void => {
       clearTimeout(timer);
+      clearTimeout(idle);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('close', onClose);
@@ -95,7 +99,9 @@ export function discardBody(req: IncomingMessage, limit: number, ms: number): Pr
     };
     const onData = (chunk: Buffer): void => {
       seen += chunk.length;
-      if (seen > limit) finish(false);
+      if (seen > limit) return finish(false);
+      clearTimeout(idle);
+      idle = setTimeout(() => finish(false), idleMs);
     };
     const onEnd = (): void => finish(true);
     const onClose = (): void => finish(req.complete);

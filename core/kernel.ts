@@ -385,9 +385,8 @@ export class Kernel {
     active.add(res);
     res.once('close', () => active.delete(res));
     if (hooks.onResponse.length > 0) res.once('finish', () => void this.runRequestHooks('onResponse', ctx).catch(() => undefined));
-    // every answer: never sniffed as another type; varies with Origin (CORS headers below)
+    // every answer: never sniffed as another type
     res.setHeader('x-content-type-options', 'nosniff');
-    res.setHeader('vary', 'Origin');
     try {
       const refusal = this.checkHostAndOrigin(req);
       if (refusal) throw errors.FMCP_ERR_FORBIDDEN(refusal);
