@@ -42,6 +42,8 @@ function version(): string {
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') throw err;
 });
+// a stderr whose reader went away has nowhere to report to: the gateway goes on (and stops) without it
+process.stderr.on('error', () => undefined);
 
 process.on('uncaughtException', (err) => {
   complain(`unexpected error: ${describeError(err)}`);

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
+  drainStderr,
   createKernel,
   describeGroup,
   groups,
@@ -172,9 +173,10 @@ function handleSignals(kernel: Kernel, started: Promise<unknown>, stopTimeout: n
       .catch(() => undefined)
       .then(() => kernel.stop())
       .then(
-        () => {
+        async () => {
           kernel.log.info('stopped');
-          kernel.log.flush();
+          // bounded: a stderr nobody reads must not keep a stopped gateway alive
+          await drainStderr(Math.min(1000, stopTimeout));
           process.exit(EXIT_OK);
         },
         (err: unknown) => {
@@ -225,7 +227,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
     return await new Promise<number>(() => undefined);
   } catch (err) {
     complain(describeError(err));
-    kernel?.log.flush();
+    await drainStderr();
     return exitCodeFor(err);
   }
 }

@@ -26,6 +26,11 @@ export interface ServerEntry {
   auth?: AuthConfig;
   /** "shared" (default): one process for all clients; "session": one per client session */
   isolation?: 'shared' | 'session';
+  /**
+   * more of the gateway's environment for a child process than the default set (PATH, HOME, …):
+   * true for all of it, or a list of names; auth blocks' variables and FMCP_* settings never pass
+   */
+  inherit_env?: boolean | string[];
   [field: string]: unknown;
 }
 

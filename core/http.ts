@@ -1,13 +1,27 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors, FluidError } from './errors.js';
 
-/** Sends a JSON body. The body is serialized once; Content-Length is always set. */
+const HTML_SIGNIFICANT = /[<>&]/;
+const HTML_SIGNIFICANT_ALL = /[<>&]/g;
+const JSON_ESCAPES: Record<string, string> = { '<': '\\u003c', '>': '\\u003e', '&': '\\u0026' };
+
+/**
+ * JSON text with `<`, `>` and `&` written as `\u003c`, `\u003e`, `\u0026`: the same value to any JSON
+ * parser, but text that came from a request or a provider can never be read as markup. A string is
+ * taken as JSON text already (those characters occur only inside its strings, where the escape is valid).
+ */
+export function jsonText(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return HTML_SIGNIFICANT.test(text) ? text.replace(HTML_SIGNIFICANT_ALL, (c) => JSON_ESCAPES[c]!) : text;
+}
+
+/** Sends a JSON body (escaped by jsonText). The body is serialized once; Content-Length is always set. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const text = jsonText(body);
   const head: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
   if (headers) Object.assign(head, headers);
   res.writeHead(status, head);
@@ -59,5 +73,43 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('end', onEnd);
     req.on('error', onAbort);
     req.on('close', onClose);
+  });
+}
+
+/**
+ * Reads and discards what is left of a request body, up to `limit` bytes or `ms`: a client still writing
+ * (a 413 answered before the body ended) must be able to finish writing and read the answer, which it
+ * cannot once the socket closed under it (EPIPE, reset). A client that sends nothing for `idleMs` is not
+ * writing any more. Resolves true when the body ended.
+ */
+export function discardBody(req: IncomingMessage, limit: number, ms: number, idleMs = 500): Promise<boolean> {
+  if (req.complete || req.destroyed) return Promise.resolve(req.complete);
+  return new Promise((resolve) => {
+    let seen = 0;
+    // a client that declared a body it does not send is not writing: answer it once it goes quiet
+    let idle = setTimeout(() => finish(false), idleMs);
+    const finish = (ended: boolean): void => {
+      clearTimeout(timer);
+      clearTimeout(idle);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      req.off('error', onClose);
+      resolve(ended);
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > limit) return finish(false);
+      clearTimeout(idle);
+      idle = setTimeout(() => finish(false), idleMs);
+    };
+    const onEnd = (): void => finish(true);
+    const onClose = (): void => finish(req.complete);
+    const timer = setTimeout(() => finish(false), ms);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+    req.on('error', onClose);
+    req.resume();
   });
 }

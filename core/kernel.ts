@@ -20,7 +20,8 @@ import { authKey } from './metadata.js';
 import { orderPlugins, validatePlugin, type Plugin } from './plugin.js';
 import { KeyedRegistry } from './registry.js';
 import { Router, type RouteOptions } from './router.js';
-import { readBody, sendError, sendJson } from './http.js';
+import { discardBody, readBody, sendError, sendJson } from './http.js';
+import { answerOptions, isPreflight, setCorsHeaders } from './cors.js';
 import { AUTH_STRATEGIES, KERNEL, LOGGER, ROUTER, SERVERS, TRANSPORTS } from './core-tokens.js';
 import { provide, resolve, tryResolve, type Token } from './tokens.js';
 
@@ -96,6 +97,8 @@ class Catalog implements ServerCatalog {
 }
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** how long a refused (413) body is read and discarded before the answer, at most */
+const DISCARD_BODY_MS = 10_000;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /** The microkernel: HTTP, routes, hooks, plugins, DI. It knows no protocol beyond HTTP. */
@@ -341,7 +344,7 @@ export class Kernel {
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && !socket.destroyed) {
         const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\nx-content-type-options: nosniff\r\n\r\n`);
       } else socket.destroy();
     });
     this.httpServer = server;
@@ -382,18 +385,25 @@ export class Kernel {
     active.add(res);
     res.once('close', () => active.delete(res));
     if (hooks.onResponse.length > 0) res.once('finish', () => void this.runRequestHooks('onResponse', ctx).catch(() => undefined));
+    // every answer: never sniffed as another type
+    res.setHeader('x-content-type-options', 'nosniff');
     try {
       const refusal = this.checkHostAndOrigin(req);
       if (refusal) throw errors.FMCP_ERR_FORBIDDEN(refusal);
+      const origin = req.headers.origin;
+      if (origin !== undefined) setCorsHeaders(res, origin, []);
       if (hooks.onRequest.length > 0 && (await this.runRequestHooks('onRequest', ctx))) return;
       const match = this.router.find(ctx.method, path);
       if (match.kind === 'none') throw errors.FMCP_ERR_NOT_FOUND(ctx.method, path);
       if (match.kind === 'bad') throw errors.FMCP_ERR_BAD_REQUEST(`Invalid path ${path}: ${match.reason}`);
       if (match.kind === 'method') {
+        if (origin !== undefined) setCorsHeaders(res, origin, match.routes);
+        if (ctx.method === 'OPTIONS') return answerOptions(res, match.allowed, match.routes, isPreflight(req));
         const allowed = match.allowed.join(', ');
         throw Object.assign(errors.FMCP_ERR_METHOD_NOT_ALLOWED(ctx.method, path, allowed), { headers: { allow: allowed } });
       }
       const route = match.route;
+      if (origin !== undefined && route.cors) setCorsHeaders(res, origin, [route]);
       (ctx as { params: Record<string, string> }).params = match.params;
       (ctx as { route?: string }).route = route.path;
       if (route.guard !== undefined) {
@@ -440,7 +450,12 @@ export class Kernel {
       return;
     }
     const extra = (error as FluidError & { headers?: Record<string, string> }).headers;
-    if (error.statusCode === 413) res.setHeader('connection', 'close');
+    if (error.statusCode === 413) {
+      res.setHeader('connection', 'close');
+      // let a client that is still sending finish (up to a bound), so it reads the 413 instead of EPIPE
+      await discardBody(ctx.req, 4 * this.bodyLimit, DISCARD_BODY_MS);
+      if (res.headersSent || res.destroyed) return;
+    }
     sendError(res, error, extra);
   }
 

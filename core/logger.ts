@@ -18,11 +18,52 @@ export interface LoggerSettings {
   destination?: DestinationStream;
 }
 
+/** Log bytes held for a stderr that does not keep up; lines past it are dropped, never waited for. */
+const STDERR_BACKLOG = 4 * 1024 * 1024;
+
+/**
+ * Log lines to `process.stderr`, which never holds the process: on a pipe or socket Node writes
+ * without blocking, a reader that does not keep up costs at most STDERR_BACKLOG bytes (later lines are
+ * dropped), and a reader that went away (EPIPE) ends logging. pino's own `pino.destination()` flushes
+ * synchronously at exit and retries a closed stderr forever (sonic-boom sleeps in Atomics.wait), so a
+ * parent that closed its end (`spawnSync` with a timeout) would wait for a process that never exits.
+ */
+export function stderrDestination(stream: NodeJS.WriteStream = process.stderr): DestinationStream {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
+  return {
+    write(line: string): void {
+      if (broken || stream.writableLength > STDERR_BACKLOG) return;
+      stream.write(line);
+    },
+  };
+}
+
+let shared: DestinationStream | undefined;
+
 export function createLogger(settings: LoggerSettings = {}): Logger {
   const options: LoggerOptions = {
     level: settings.level ?? process.env.FMCP_LOG_LEVEL ?? 'info',
     base: undefined,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
-  return pino(options, settings.destination ?? pino.destination({ fd: 2, sync: false }));
+  return pino(options, settings.destination ?? (shared ??= stderrDestination()));
+}
+
+/** Waits until what was written to stderr left the process, or `ms` passed: call it before process.exit. */
+export function drainStderr(ms = 1000, stream: NodeJS.WriteStream = process.stderr): Promise<void> {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      stream.off('drain', done);
+      stream.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stream.once('drain', done);
+    stream.once('error', done);
+  });
 }

@@ -16,6 +16,7 @@ export interface LoadedConfig {
 }
 
 const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A config error that names the file and the field, e.g. `mcpServers.gmail.auth.token_url: expected a URL`. */
 export function configError(file: string, field: string, problem: string): FluidError {
@@ -80,6 +81,10 @@ export function parseConfig(json: unknown, file: string, dir: string): LoadedCon
     if (entry.headers !== undefined && !isStringMap(entry.headers)) throw configError(file, `${at}.headers`, 'expected an object of string values');
     if (entry.cwd !== undefined && typeof entry.cwd !== 'string') throw configError(file, `${at}.cwd`, 'expected a string');
     if (entry.isolation !== undefined && entry.isolation !== 'shared' && entry.isolation !== 'session') throw configError(file, `${at}.isolation`, 'expected "shared" or "session"');
+    if (entry.inherit_env !== undefined && typeof entry.inherit_env !== 'boolean'
+      && (!Array.isArray(entry.inherit_env) || entry.inherit_env.some((n) => typeof n !== 'string' || !ENV_NAME.test(n)))) {
+      throw configError(file, `${at}.inherit_env`, 'expected true, false, or a list of environment variable names such as ["HTTPS_PROXY", "NODE_EXTRA_CA_CERTS"]');
+    }
     if (entry.auth !== undefined) {
       if (!isObject(entry.auth)) throw configError(file, `${at}.auth`, 'expected an object with "type"');
       if (typeof entry.auth.type !== 'string' || entry.auth.type === '') throw configError(file, `${at}.auth.type`, 'expected a non-empty string: the auth type, which a plugin handles');

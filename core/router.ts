@@ -1,4 +1,5 @@
 import type { RequestContext } from './contracts.js';
+import type { RouteCors } from './cors.js';
 import { errors } from './errors.js';
 
 export type RouteHandler = (ctx: RequestContext) => void | Promise<void>;
@@ -14,6 +15,11 @@ export interface RouteOptions {
   bodyLimit?: number;
   /** the path parameter that names a server: the server's auth strategy runs before the handler */
   guard?: string;
+  /**
+   * header names this route adds to CORS answers (every route answers allowed browser origins and
+   * preflights; these add to the plain-HTTP defaults)
+   */
+  cors?: RouteCors;
 }
 
 export interface Route extends RouteOptions {
@@ -23,7 +29,7 @@ export interface Route extends RouteOptions {
 
 export type RouteMatch =
   | { kind: 'found'; route: Route; params: Record<string, string> }
-  | { kind: 'method'; allowed: string[] }
+  | { kind: 'method'; allowed: string[]; routes: Route[] }
   | { kind: 'none' }
   | { kind: 'bad'; reason: string };
 
@@ -97,7 +103,7 @@ export class Router {
 function pick(byMethod: Map<string, Route>, method: string, params: Record<string, string>): RouteMatch {
   const route = byMethod.get(method);
   if (route) return { kind: 'found', route, params };
-  return { kind: 'method', allowed: [...byMethod.keys()] };
+  return { kind: 'method', allowed: [...byMethod.keys()], routes: [...new Set(byMethod.values())] };
 }
 
 /** undefined: no match; null: matched but a parameter is not decodable */

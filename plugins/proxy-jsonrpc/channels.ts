@@ -1,6 +1,6 @@
 import { errors, type ChannelBroker, type ClientChannel, type Identity, type JsonObject } from '../../core/index.js';
 import type { Dispatcher } from './dispatcher.js';
-import { errorResponse, INVALID_REQUEST, kindOf, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { errorResponse, INVALID_REQUEST, kindOf, REQUEST_CANCELLED, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { CallSink } from './server-instance.js';
 import type { Session } from './sessions.js';
 
@@ -10,7 +10,11 @@ class FunctionSink implements CallSink {
     readonly session: Session | undefined,
     private readonly onResponse: (m: JsonObject) => void,
     private readonly onOther: ((m: JsonObject) => void) | undefined,
+    private readonly onCancelled?: (clientId: unknown, reason: string) => void,
   ) {}
+  cancelled(clientId: unknown, reason: string): void {
+    this.onCancelled?.(clientId, reason);
+  }
   response(message: JsonObject): void {
     this.onResponse(message);
   }
@@ -89,6 +93,11 @@ export class Channels implements ChannelBroker {
           resolve(m);
         },
         (m) => onNotification?.(m),
+        (clientId, reason) => {
+          if (done) return;
+          done = true;
+          resolve(errorResponse(clientId, REQUEST_CANCELLED, `Request cancelled: ${reason}`));
+        },
       );
       const cancel = this.dispatcher.request(server, identity, undefined, request, sink);
       signal?.addEventListener('abort', () => {

@@ -1,4 +1,4 @@
-import { ANONYMOUS, CHANNELS, EVENT_STREAMS, definePlugin, type Plugin } from '../../core/index.js';
+import { ANONYMOUS, CHANNELS, EVENT_STREAMS, definePlugin, type Plugin, type RouteCors } from '../../core/index.js';
 import { Channels } from './channels.js';
 import { Dispatcher, withTimeout } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
@@ -37,6 +37,12 @@ export interface ProxyOptions {
  * `/{name}/mcp`: Streamable HTTP and bare JSON-RPC calls, proxied to each server through the transports,
  * with id rewriting, session routing and timeouts. Provides CHANNELS for other client-facing transports.
  */
+/** The MCP headers a browser client sends and reads (2025-11-25 Streamable HTTP, and 2026's mcp-method/mcp-name). */
+const MCP_CORS: RouteCors = {
+  allowHeaders: ['mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name'],
+  exposeHeaders: ['Mcp-Session-Id', 'MCP-Protocol-Version'],
+};
+
 export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
   return definePlugin({
     name: 'proxy-jsonrpc',
@@ -73,11 +79,11 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       const endpoint = new StreamableHttpEndpoint(dispatcher, streams, modern);
       const tools = new ToolRoutes(channels);
 
-      api.route({ method: 'POST', path: '/:name/mcp', guard: 'name', handler: (ctx) => endpoint.post(ctx) });
-      api.route({ method: 'GET', path: '/:name/mcp', guard: 'name', handler: (ctx) => endpoint.get(ctx) });
-      api.route({ method: 'DELETE', path: '/:name/mcp', guard: 'name', readBody: false, handler: (ctx) => endpoint.delete(ctx) });
-      api.route({ method: 'GET', path: '/:name/mcp/tools/list', guard: 'name', handler: (ctx) => tools.list(ctx) });
-      api.route({ method: 'POST', path: '/:name/mcp/tools/call', guard: 'name', handler: (ctx) => tools.call(ctx) });
+      api.route({ method: 'POST', path: '/:name/mcp', guard: 'name', cors: MCP_CORS, handler: (ctx) => endpoint.post(ctx) });
+      api.route({ method: 'GET', path: '/:name/mcp', guard: 'name', cors: MCP_CORS, handler: (ctx) => endpoint.get(ctx) });
+      api.route({ method: 'DELETE', path: '/:name/mcp', guard: 'name', cors: MCP_CORS, readBody: false, handler: (ctx) => endpoint.delete(ctx) });
+      api.route({ method: 'GET', path: '/:name/mcp/tools/list', guard: 'name', cors: MCP_CORS, handler: (ctx) => tools.list(ctx) });
+      api.route({ method: 'POST', path: '/:name/mcp/tools/call', guard: 'name', cors: MCP_CORS, handler: (ctx) => tools.call(ctx) });
 
       api.addHealth((server) => {
         const instances = dispatcher.pool.instancesOf(server.name);

@@ -12,6 +12,8 @@ export const METHOD_NOT_FOUND = -32601;
 export const INTERNAL_ERROR = -32603;
 /** server unavailable (crashed, restarting, failed) */
 export const SERVER_UNAVAILABLE = -32000;
+/** a call the client cancelled, answered only to a client that cannot take an empty event stream (LSP's code) */
+export const REQUEST_CANCELLED = -32800;
 /** the SDK's RequestTimeout code */
 export const REQUEST_TIMEOUT = -32001;
 

@@ -26,6 +26,11 @@ export interface CallSink {
   takeServerRequest?(message: JsonObject, answer: (response: JsonObject) => void): boolean;
   /** Optional, with takeServerRequest: whether this call's client could answer the request at all */
   canAnswer?(message: JsonObject): boolean;
+  /**
+   * the call ended without a response (cancelled by the client, its session ended): end what carries
+   * it, so the client's request gets a definite end; `clientId` is the call's id as the client sent it
+   */
+  cancelled?(clientId: unknown, reason: string): void;
 }
 
 /** What the instance needs of a client session. */
@@ -180,8 +185,11 @@ export class ServerInstance {
 
   /** The client gave up on a call (disconnect, cancel): forget it and tell the server. */
   cancel(id: number, reason: string): void {
-    if (!this.pending.delete(id)) return;
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.pending.delete(id);
     if (this.state === 'ready') this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } });
+    call.sink.cancelled?.(call.clientId, reason);
   }
 
   /** Finds the instance id of a session's call by the client's id (for notifications/cancelled). */

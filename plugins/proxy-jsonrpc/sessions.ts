@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { EventStream, Identity, JsonObject, ServerDefinition } from '../../core/index.js';
+import { jsonText, type EventStream, type Identity, type JsonObject, type ServerDefinition } from '../../core/index.js';
 import type { SessionLike } from './server-instance.js';
 
 /** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
@@ -29,7 +29,7 @@ export class Session implements SessionLike {
     }
     const stream = this.stream;
     if (!stream || stream.closed) return false;
-    return stream.send(JSON.stringify(message), 'message');
+    return stream.send(jsonText(message), 'message');
   }
 }
 

@@ -1,6 +1,7 @@
 import {
 
   principalOf,
+  jsonText,
   sendJson,
   type EventStream,
   type EventStreamFactory,
@@ -16,6 +17,7 @@ import {
   isObject,
   kindOf,
   PARSE_ERROR,
+  REQUEST_CANCELLED,
   SERVER_UNAVAILABLE,
   SUPPORTED_VERSIONS,
 } from './jsonrpc.js';
@@ -57,7 +59,7 @@ class HttpCallSink implements CallSink {
       return;
     }
     if (this.openStream()) {
-      this.stream!.send(JSON.stringify(message), 'message');
+      this.stream!.send(jsonText(message), 'message');
       this.stream!.close();
     } else {
       sendJson(this.ctx.res, 200, message, this.headers);
@@ -66,14 +68,28 @@ class HttpCallSink implements CallSink {
 
   notification(message: JsonObject): void {
     if (this.done) return;
-    if (this.openStream()) this.stream!.send(JSON.stringify(message), 'message');
+    if (this.openStream()) this.stream!.send(jsonText(message), 'message');
     else this.session?.push(message);
   }
 
   request(message: JsonObject): boolean {
     if (this.done) return false;
-    if (this.openStream()) return this.stream!.send(JSON.stringify(message), 'message');
+    if (this.openStream()) return this.stream!.send(jsonText(message), 'message');
     return this.session?.push(message) ?? false;
+  }
+
+  /**
+   * The call ended with no response (the client cancelled it, its session ended). The spec wants no
+   * response to a cancelled request, so an event stream ends empty; a client that takes only JSON gets
+   * a JSON-RPC error, the one answer it can read. Either way its POST ends.
+   */
+  cancelled(clientId: unknown, reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.openStream()) this.stream!.close(`the call was cancelled: ${reason}`);
+    else if (this.stream) return; // already closed: the POST ended with it
+    else if (!this.ctx.res.headersSent) sendJson(this.ctx.res, 200, errorResponse(clientId, REQUEST_CANCELLED, `Request cancelled: ${reason}`), this.headers);
+    else if (!this.ctx.res.writableEnded) this.ctx.res.end();
   }
 
   private openStream(): boolean {
@@ -110,6 +126,11 @@ class BatchSink implements CallSink {
   }
   request(message: JsonObject): boolean {
     return this.session?.push(message) ?? false;
+  }
+  /** a cancelled call has no response in the array; the batch still ends */
+  cancelled(): void {
+    this.expected--;
+    this.maybeFinish();
   }
   private maybeFinish(): void {
     if (this.sealed && this.expected === 0) this.finish(this.results);

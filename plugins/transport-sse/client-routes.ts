@@ -3,6 +3,7 @@ import {
   CHANNELS,
   errors,
   FluidError,
+  jsonText,
   principalOf,
   sendJson,
   type ChannelBroker,
@@ -13,6 +14,7 @@ import {
   type Logger,
   type PluginApi,
   type RequestContext,
+  type RouteCors,
 } from '../../core/index.js';
 
 interface LegacySession {
@@ -22,7 +24,26 @@ interface LegacySession {
   channel: ClientChannel | undefined;
 }
 
+/** The MCP headers a browser client sends and reads on the SSE routes. */
+const MCP_CORS: RouteCors = {
+  allowHeaders: ['mcp-session-id', 'mcp-protocol-version', 'mcp-method', 'mcp-name'],
+  exposeHeaders: ['Mcp-Session-Id', 'MCP-Protocol-Version'],
+};
+
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const isId = (v: unknown): boolean => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+
+/** A request, notification or response by JSON-RPC 2.0's shape (anything else is refused with 400). */
+function isJsonRpcMessage(msg: JsonObject): boolean {
+  if (typeof msg.method === 'string') {
+    const params = msg.params;
+    if (params !== undefined && (typeof params !== 'object' || params === null)) return false;
+    return !('id' in msg) || isId(msg.id);
+  }
+  if (msg.method !== undefined) return false;
+  return 'id' in msg && (isId(msg.id) || msg.id === null) && ('result' in msg || 'error' in msg);
+}
 
 /** JSON-RPC errors answered as plain JSON, before any stream is opened. */
 function rpcError(ctx: RequestContext, status: number, code: number, message: string, id: unknown = null): void {
@@ -50,6 +71,11 @@ function parseMessage(ctx: RequestContext, allowBatch: boolean): JsonObject[] | 
       rpcError(ctx, 400, -32600, 'Invalid Request: "jsonrpc" must be "2.0"', msg.id ?? null);
       return undefined;
     }
+    if (!isJsonRpcMessage(msg)) {
+      const id = typeof msg.id === 'string' || typeof msg.id === 'number' ? msg.id : null;
+      rpcError(ctx, 400, -32600, 'Invalid Request: expected a JSON-RPC 2.0 message: a request or notification (a string "method", "params" as an object or array, a string or number "id" for a request) or a response ("id" with "result" or "error")', id);
+      return undefined;
+    }
   }
   return list.map((msg) => (msg.jsonrpc === undefined ? { jsonrpc: '2.0', ...msg } : msg));
 }
@@ -65,9 +91,9 @@ export class SseClientRoutes {
   ) {}
 
   register(): void {
-    this.api.route({ method: 'POST', path: '/:name/sse', guard: 'name', handler: (ctx) => this.streamCall(ctx) });
-    this.api.route({ method: 'GET', path: '/:name/sse', guard: 'name', readBody: false, handler: (ctx) => this.openSession(ctx) });
-    this.api.route({ method: 'POST', path: '/:name/messages', guard: 'name', handler: (ctx) => this.postMessage(ctx) });
+    this.api.route({ method: 'POST', path: '/:name/sse', guard: 'name', cors: MCP_CORS, handler: (ctx) => this.streamCall(ctx) });
+    this.api.route({ method: 'GET', path: '/:name/sse', guard: 'name', cors: MCP_CORS, readBody: false, handler: (ctx) => this.openSession(ctx) });
+    this.api.route({ method: 'POST', path: '/:name/messages', guard: 'name', cors: MCP_CORS, handler: (ctx) => this.postMessage(ctx) });
   }
 
   get sessionCount(): number {
@@ -202,5 +228,5 @@ export class SseClientRoutes {
 }
 
 function sendMessage(stream: EventStream, message: JsonObject): void {
-  stream.send(JSON.stringify(message), 'message');
+  stream.send(jsonText(message), 'message');
 }

@@ -1,8 +1,10 @@
-import { definePlugin, errors, type Plugin, type ServerEntry, type TransportFactory, type UpstreamOptions } from '../../core/index.js';
+import { definePlugin, errors, serverFieldError, type Plugin, type ServerDefinition, type ServerEntry, type TransportFactory, type UpstreamOptions } from '../../core/index.js';
+import { authVariables } from './child-env.js';
 import { STDIO_DEFAULTS, StdioUpstream, type ResolvedStdioOptions, type StdioOptions } from './stdio-upstream.js';
 
 export { StdioUpstream, STDIO_DEFAULTS, type StdioOptions } from './stdio-upstream.js';
 export { LineFramer, type LineSink } from './line-framer.js';
+export { childEnvironment, authVariables, DEFAULT_INHERITED_ENV } from './child-env.js';
 
 function resolveOptions(options: StdioOptions): ResolvedStdioOptions {
   const settings = { ...STDIO_DEFAULTS };
@@ -18,17 +20,30 @@ function resolveOptions(options: StdioOptions): ResolvedStdioOptions {
   return settings;
 }
 
-/** The stdio transport factory on its own, for callers that manage upstreams without a kernel. */
-export function stdioTransportFactory(options: StdioOptions = {}): TransportFactory & { readonly live: ReadonlySet<StdioUpstream> } {
+/**
+ * The stdio transport factory on its own, for callers that manage upstreams without a kernel.
+ * `servers`: every server the gateway serves, whose auth blocks' variables no child inherits.
+ */
+export function stdioTransportFactory(options: StdioOptions = {}, servers?: () => readonly ServerDefinition[]): TransportFactory & { readonly live: ReadonlySet<StdioUpstream> } {
   const settings = resolveOptions(options);
   const live = new Set<StdioUpstream>();
+  let withheld: Set<string> | undefined;
+  const withheldEnv = servers ? () => (withheld ??= authVariables(servers())) : undefined;
   return {
     kind: 'stdio',
     live,
     claims: (entry: ServerEntry) => typeof entry.command === 'string' && entry.command !== '',
+    validate(server: ServerDefinition): void {
+      const inherit = server.entry.inherit_env;
+      if (!Array.isArray(inherit) || !servers) return;
+      const secret = (inherit as string[]).find((name) => authVariables(servers()).has(name));
+      if (secret !== undefined) {
+        throw serverFieldError(server, 'inherit_env', `"${secret}" is named by an auth block: the gateway's credentials never reach a server process; put what the server needs in "env"`);
+      }
+    },
     create(upstreamOptions: UpstreamOptions): StdioUpstream {
       // forgotten once stopped, so a long-running gateway does not keep every upstream it ever made
-      const upstream = new StdioUpstream(upstreamOptions, settings, () => live.delete(upstream));
+      const upstream = new StdioUpstream(upstreamOptions, settings, () => live.delete(upstream), withheldEnv);
       live.add(upstream);
       return upstream;
     },
@@ -40,10 +55,11 @@ export function stdioTransportFactory(options: StdioOptions = {}): TransportFact
  * on stdin/stdout, each in its own process group, restarted with backoff when they crash.
  */
 export function transportStdio(options: StdioOptions = {}): Plugin {
-  const factory = stdioTransportFactory(options);
+  resolveOptions(options); // bad options fail here, not at start
   return definePlugin({
     name: 'transport-stdio',
     register(api) {
+      const factory = stdioTransportFactory(options, () => api.servers.list());
       // the third argument is ignored by the kernel's wrapper, which fills in the plugin name itself
       api.transports.register('stdio', factory, api.name);
       // a safety net: whoever created upstreams should stop them, but none may outlive the kernel

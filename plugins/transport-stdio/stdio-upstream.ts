@@ -12,6 +12,7 @@ import {
   type UpstreamState,
   type UpstreamStatus,
 } from '../../core/index.js';
+import { authVariables, childEnvironment } from './child-env.js';
 import { LineFramer, type LineSink } from './line-framer.js';
 import { groupAlive, signalGroup, trackGroup, untrackGroup } from './process-groups.js';
 import { StderrReader, truncate } from './stderr-reader.js';
@@ -178,6 +179,8 @@ export class StdioUpstream implements Upstream {
     options: UpstreamOptions,
     settings: ResolvedStdioOptions,
     private readonly onStopped?: () => void,
+    /** variables no child may inherit (every auth block's); default: this server's auth block's */
+    private readonly withheldEnv?: () => ReadonlySet<string>,
   ) {
     this.server = options.server;
     this.env = options.env;
@@ -301,7 +304,7 @@ export class StdioUpstream implements Upstream {
     try {
       child = spawn(command, entry.args ?? [], {
         cwd: server.dir,
-        env: { ...process.env, ...entry.env, ...this.env },
+        env: childEnvironment(server, this.env, this.withheldEnv?.() ?? authVariables([server])),
         shell: false,
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe'],

@@ -106,7 +106,7 @@ describe('core/router', () => {
       expect(errors.FMCP_ERR_ROUTE_DUPLICATE.is(caught)).to.equal(true);
       expect((caught as Error).message).to.equal('Route GET /:name/mcp is registered twice (second by second)');
       // nothing of the refused route was kept
-      expect(router.find('POST', '/x/mcp')).to.deep.equal({ kind: 'method', allowed: ['GET', 'HEAD'] });
+      expect(router.find('POST', '/x/mcp')).to.deep.include({ kind: 'method', allowed: ['GET', 'HEAD'] });
     });
 
     it('refuses a duplicate route registered by two plugins at start', async () => {
