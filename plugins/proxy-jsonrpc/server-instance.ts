@@ -8,6 +8,7 @@ import {
   REQUEST_TIMEOUT,
   SERVER_UNAVAILABLE,
 } from './jsonrpc.js';
+import { routeServerNotification, routeServerRequest, type RoutingScope } from './server-requests.js';
 
 /** Where the messages of one call go: its response, and the notifications and requests it causes. */
 export interface CallSink {
@@ -28,6 +29,12 @@ export interface SessionLike {
   push(message: JsonObject): boolean;
   /** tracks a server request sent to this session, so its end can answer it */
   readonly serverRequests: Set<string>;
+  /** the capabilities the client declared in initialize */
+  readonly capabilities: JsonObject;
+  /** the level the client asked for with logging/setLevel, if it did */
+  logLevel: string | undefined;
+  /** resource URIs the client subscribed to */
+  readonly subscriptions: Set<string>;
 }
 
 interface PendingCall {
@@ -52,22 +59,15 @@ export interface InstanceOptions {
   readonly handshakeTimeoutMs: number;
   readonly maxQueued: number;
   readonly clientInfo: { name: string; version: string };
-  /** sessions to try for a server request when no call in flight can carry it, most recent first */
-  readonly fallbackSessions: () => Iterable<SessionLike>;
-  /** sessions that get list-changed and other broadcast notifications */
-  readonly broadcast: (message: JsonObject) => void;
+  /** the client sessions this instance serves, most recently seen first */
+  readonly sessions: () => Iterable<SessionLike>;
+  /** the client capabilities the gateway declares to the server (those of the one session it serves, or none) */
+  readonly clientCapabilities: JsonObject;
   /** where upstream.* and call.completed events go */
   readonly events?: EventBus;
 }
 
 export type InstanceState = 'starting' | 'ready' | 'down' | 'failed' | 'stopped';
-
-const BROADCAST = new Set([
-  'notifications/tools/list_changed',
-  'notifications/prompts/list_changed',
-  'notifications/resources/list_changed',
-  'notifications/resources/updated',
-]);
 
 /**
  * One server process (or remote connection) and the calls in flight to it. Ids are rewritten to the
@@ -82,6 +82,8 @@ export class ServerInstance {
   /** the server's answer to the gateway's own initialize */
   initResult: JsonObject | undefined;
   serverVersion: string = LATEST_VERSION;
+  /** the log level the server was last asked for on behalf of its sessions */
+  logLevel: string | undefined;
 
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
@@ -280,7 +282,7 @@ export class ServerInstance {
       method: 'initialize',
       params: {
         protocolVersion: LATEST_VERSION,
-        capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
+        capabilities: this.options.clientCapabilities,
         clientInfo: this.options.clientInfo,
       },
     });
@@ -315,6 +317,7 @@ export class ServerInstance {
     if (this.state === 'stopped') return;
     this.options.events?.emit('upstream.crashed', { server: this.options.name, wasUp: this.alive, willRetry });
     this.alive = false;
+    this.logLevel = undefined; // a restarted server starts from its defaults
     clearTimeout(this.handshakeTimer);
     this.lastError = err.message;
     this.state = willRetry ? 'down' : 'failed';
@@ -394,14 +397,16 @@ export class ServerInstance {
       }
       return;
     }
-    if (BROADCAST.has(method)) {
-      this.options.broadcast(message);
-      return;
+    for (const target of routeServerNotification(message, this.scope)) {
+      if (target.call) target.call.notification(message);
+      else target.session.push(message);
     }
-    // logging and other notifications: to the oldest call in flight (stdio cannot say which), else broadcast
-    const oldest = this.pending.values().next().value as PendingCall | undefined;
-    if (oldest) oldest.sink.notification(message);
-    else this.options.broadcast(message);
+  }
+
+  /** What the routing of server-initiated messages needs to know about this instance. */
+  private get scope(): RoutingScope {
+    const pending = this.pending;
+    return { calls: { *[Symbol.iterator]() { for (const call of pending.values()) yield call.sink; } }, sessions: this.options.sessions };
   }
 
   private onServerRequest(message: JsonObject): void {
@@ -412,24 +417,21 @@ export class ServerInstance {
     const serverId = message.id;
     const gatewayId = `fmcp-${this.nextServerRequest++}`;
     const routed: JsonObject = { ...message, id: gatewayId };
-    // stdio carries no link between a server request and the call that caused it: take the oldest call's session
-    for (const call of this.pending.values()) {
-      const session = call.sink.session;
-      if (!session) continue;
-      this.serverRequests.set(gatewayId, { serverId, session });
-      session.serverRequests.add(gatewayId);
-      if (call.sink.request(routed)) return;
-      this.serverRequests.delete(gatewayId);
-      session.serverRequests.delete(gatewayId);
+    const route = routeServerRequest(message, this.scope);
+    if (!route.session) {
+      this.options.log.info({ server: this.options.name, method: message.method }, route.refusal);
+      this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, route.refusal));
+      return;
     }
-    for (const session of this.options.fallbackSessions()) {
-      this.serverRequests.set(gatewayId, { serverId, session });
-      session.serverRequests.add(gatewayId);
-      if (session.push(routed)) return;
-      this.serverRequests.delete(gatewayId);
-      session.serverRequests.delete(gatewayId);
-    }
-    this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `No connected client can answer ${String(message.method)}: the client needs an open session stream`));
+    const session = route.session;
+    this.serverRequests.set(gatewayId, { serverId, session });
+    session.serverRequests.add(gatewayId);
+    // on the stream of a call of that session, else on the session's own stream
+    for (const call of route.calls) if (call.request(routed)) return;
+    if (session.push(routed)) return;
+    this.serverRequests.delete(gatewayId);
+    session.serverRequests.delete(gatewayId);
+    this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `The client session that caused ${String(message.method)} has no open stream to receive it`));
   }
 
   private ensureSweep(): void {
