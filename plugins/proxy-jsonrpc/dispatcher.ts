@@ -1,5 +1,6 @@
 import {
   errors,
+  FluidError,
   type Identity,
   type JsonObject,
   type Logger,
@@ -64,9 +65,12 @@ export class Dispatcher {
     const key = InstancePool.keyOf(server, identity, id, ownProcess);
     const instance = this.pool.get(server, identity, key, ownProcess ? capabilitiesFor(capabilities) : {});
     try {
-      await withTimeout(instance.whenReady(), this.options.handshakeTimeoutMs, `Server "${server.name}" did not become ready`);
+      await withTimeout(instance.whenReady(), this.options.handshakeTimeoutMs, `Server "${server.name}" start`);
     } catch (err) {
       if (ownProcess) void this.pool.release(key);
+      if (err instanceof FluidError && err.code === 'FMCP_ERR_TIMEOUT') {
+        throw new Error(`Server "${server.name}" is still starting (it has not answered the gateway's initialize within ${this.options.handshakeTimeoutMs} ms): retry once GET /health shows it ready`);
+      }
       throw err;
     }
     const version = negotiateVersion(params.protocolVersion, instance.serverVersion);

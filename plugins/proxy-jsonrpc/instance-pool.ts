@@ -51,7 +51,7 @@ export class InstancePool {
    */
   get(server: ServerDefinition, identity: Identity, key: string, clientCapabilities: JsonObject = {}): ServerInstance {
     const found = this.instances.get(key);
-    if (found && found.state !== 'failed' && found.state !== 'stopped') return found;
+    if (found && ((found.state !== 'failed' && found.state !== 'stopped') || found.recovering)) return found;
     // a failed shared server answers with its failure for a while, then gets a fresh start on the next call
     if (found?.state === 'failed' && key === `${server.name}\u0000shared` && Date.now() - found.failedAt < this.options.retryFailedAfterMs) return found;
     if (found) this.remove(key, found);

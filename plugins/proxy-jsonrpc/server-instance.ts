@@ -38,6 +38,8 @@ export interface SessionLike {
 }
 
 interface PendingCall {
+  /** false while it waits in the queue of a starting server */
+  sent: boolean;
   readonly clientId: unknown;
   readonly sink: CallSink;
   readonly deadline: number;
@@ -98,6 +100,8 @@ export class ServerInstance {
   private settleWaiters: (() => void)[] = [];
   /** the upstream reported up and has not gone down since */
   private alive = false;
+  /** the transport said it would try again after its last failure */
+  private willRetry = false;
 
   constructor(private readonly options: InstanceOptions) {}
 
@@ -105,9 +109,18 @@ export class ServerInstance {
     return this.pending.size;
   }
 
+  /** The transport's status, with the state as callers see it: `starting` until the handshake is done. */
   status(): UpstreamStatus & { inFlight: number; ready: boolean } {
     const s = this.options.upstream.status;
-    return { ...s, lastError: s.lastError ?? this.lastError, inFlight: this.pending.size, ready: this.state === 'ready' };
+    let state = s.state;
+    if (this.state === 'failed' || this.state === 'stopped') state = this.state;
+    else if (this.state !== 'ready' && s.state === 'up') state = 'starting';
+    return { ...s, state, lastError: s.lastError ?? this.lastError, inFlight: this.pending.size, ready: this.state === 'ready' };
+  }
+
+  /** Failed, and its transport keeps trying: it comes back by itself, so it is kept rather than replaced. */
+  get recovering(): boolean {
+    return this.state === 'failed' && this.willRetry;
   }
 
   start(): Promise<void> {
@@ -166,7 +179,7 @@ export class ServerInstance {
     message.id = id;
     const events = this.options.events;
     const started = events !== undefined && events.listening('call.completed') ? performance.now() : -1;
-    this.pending.set(id, { clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started });
+    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started });
     this.ensureSweep();
     if (this.state === 'ready') this.write(message, id);
     else this.enqueue(() => this.write(message, id), id);
@@ -217,7 +230,9 @@ export class ServerInstance {
   }
 
   private write(message: JsonObject, id: number): void {
-    if (!this.pending.has(id)) return; // cancelled while queued
+    const call = this.pending.get(id);
+    if (!call) return; // cancelled while queued
+    call.sent = true;
     try {
       this.options.upstream.send(message);
     } catch (err) {
@@ -266,7 +281,8 @@ export class ServerInstance {
 
   private handshake(): void {
     if (this.state === 'stopped') return;
-    this.state = 'starting';
+    // a failed server being retried stays failed (calls fail at once) until it answers
+    if (this.state !== 'failed') this.state = 'starting';
     const id = this.nextId++;
     this.handshakeId = id;
     clearTimeout(this.handshakeTimer);
@@ -320,13 +336,16 @@ export class ServerInstance {
     this.logLevel = undefined; // a restarted server starts from its defaults
     clearTimeout(this.handshakeTimer);
     this.lastError = err.message;
-    this.state = willRetry ? 'down' : 'failed';
-    if (!willRetry) this.failedAt = Date.now();
+    // the transport may keep retrying a server it counts as failed: calls then fail at once meanwhile
+    const failed = !willRetry || this.options.upstream.status.state === 'failed';
+    this.willRetry = willRetry;
+    if (failed && this.state !== 'failed') this.failedAt = Date.now();
+    this.state = failed ? 'failed' : 'down';
     const what = err.message.startsWith(`Server "${this.options.name}"`) ? err.message : `Server "${this.options.name}" stopped: ${err.message}`;
-    this.failAll(willRetry ? `${what}; it is restarting, retry the call` : `${what}; it is not restarted`);
+    this.failAll(failed ? what : `${what}; it is restarting, retry the call`);
     this.serverRequests.clear();
     this.settled();
-    if (!willRetry) {
+    if (failed) {
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const w of waiters) w.reject(new Error(this.unavailableReason()));
@@ -446,6 +465,12 @@ export class ServerInstance {
     const now = Date.now();
     for (const [id, call] of this.pending) {
       if (call.deadline > now) break;
+      if (!call.sent) {
+        this.settle(id, (clientId) =>
+          errorResponse(clientId, SERVER_UNAVAILABLE, `Server "${this.options.name}" is still starting (it has not answered the gateway's initialize yet); the call waited ${this.options.callTimeoutMs} ms for it: retry once GET /health shows it ready`),
+        );
+        continue;
+      }
       this.settle(id, (clientId) =>
         errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.options.callTimeoutMs} ms; the call was cancelled`),
       );
