@@ -51,10 +51,15 @@ export class InstancePool {
    */
   get(server: ServerDefinition, identity: Identity, key: string, clientCapabilities: JsonObject = {}): ServerInstance {
     const found = this.instances.get(key);
-    if (found && ((found.state !== 'failed' && found.state !== 'stopped') || found.recovering)) return found;
-    // a failed shared server answers with its failure for a while, then gets a fresh start on the next call
-    if (found?.state === 'failed' && key === `${server.name}\u0000shared` && Date.now() - found.failedAt < this.options.retryFailedAfterMs) return found;
-    if (found) this.remove(key, found);
+    if (found && found.state !== 'failed' && found.state !== 'stopped') return found;
+    // a failed shared server answers with its failure for a while (its transport may keep retrying it
+    // with backoff meanwhile), then gets a fresh start on the next call; others are retried by their transport
+    const fresh = found?.state === 'failed' && key === `${server.name}\u0000shared` && Date.now() - found.failedAt >= this.options.retryFailedAfterMs;
+    if (found?.state === 'failed' && !fresh && (found.recovering || key === `${server.name}\u0000shared`)) return found;
+    if (found) {
+      this.remove(key, found);
+      if (found.recovering) void found.stop();
+    }
     if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, 'the gateway is stopping');
     const shared = key === `${server.name}\u0000shared`;
     if (!shared) this.makeRoom(server);

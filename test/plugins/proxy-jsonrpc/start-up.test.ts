@@ -35,7 +35,7 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
   describe('a server that sleeps 20 s before it reads stdin', () => {
     let gw: TestGateway;
     before(async () => {
-      gw = await startGateway({ sleeper: { command: node, args: [fixture('start-sleeper.mjs')] }, mini: mini() }, { proxy: { callTimeoutMs: 1000 } });
+      gw = await startGateway({ sleeper: { command: node, args: [fixture('start-sleeper.mjs')] }, mini: mini() }, { proxy: { callTimeoutMs: 1000 }, waitForServers: false });
     });
     after(() => gw.stop());
 
@@ -43,6 +43,7 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
       const h = await health(gw);
       expect(h.status).to.equal('ok');
       expect(h.servers.sleeper).to.include({ state: 'starting', ready: false });
+      await until(async () => (await health(gw)).servers.mini!.ready, 10_000, 'mini to be ready');
       const answer = (await postJson(gw.url('/mini/mcp'), echo(1, 'meanwhile'))).json as Rpc;
       expect(answer.result!.content[0]!.text).to.equal('meanwhile');
     });
@@ -63,7 +64,7 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
     let wake: string;
     before(async () => {
       wake = join(folder, 'wake');
-      gw = await startGateway({ late: { command: node, args: [fixture('start-sleeper.mjs')], env: { WAKE_FILE: wake, SLEEP_MS: '60000' } } });
+      gw = await startGateway({ late: { command: node, args: [fixture('start-sleeper.mjs')], env: { WAKE_FILE: wake, SLEEP_MS: '60000' } } }, { waitForServers: false });
     });
     after(() => gw.stop());
 
