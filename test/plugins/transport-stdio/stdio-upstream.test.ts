@@ -216,7 +216,7 @@ describe('transport-stdio: StdioUpstream', function () {
     await rec.until(() => upstream.status.restarts === 3 && upstream.status.state === 'up', 'restart 3');
     upstream.send(request(11, 'exit', { code: 4 }));
     // failed, and retried at once (10 ms, then 20 ms…): the state may already be up again, the reason stays
-    await rec.until(() => (upstream.status.lastError ?? '').includes('exited with code 4 2 times in a row'), 'failed');
+    await rec.until(() => (upstream.status.lastError ?? '').includes('exited with code 4 2 times in a row'), `failed (${upstream.status.lastError})`);
   });
 
   it('rejects start with a clear error when the command does not exist', async () => {
