@@ -62,12 +62,13 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: res.status, headers: res.headers, json, text };
 }
 
-/** Polls /health until no server says `starting`, for at most `ms`. */
+/** Polls /health until no server says `starting` without a lastError, for at most `ms`. */
 async function serversSettled(base: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const health = (await (await fetch(`${base}/health`)).json()) as { servers: Record<string, { state?: string }> };
-    if (!Object.values(health.servers).some((s) => s.state === 'starting') || Date.now() > deadline) return;
+    const health = (await (await fetch(`${base}/health`)).json()) as { servers: Record<string, { state?: string; lastError?: string }> };
+    // a server that did not answer initialize in time keeps `starting`, with its lastError
+    if (!Object.values(health.servers).some((s) => s.state === 'starting' && s.lastError === undefined) || Date.now() > deadline) return;
     await new Promise((r) => setTimeout(r, 20));
   }
 }
