@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import {
@@ -85,6 +86,30 @@ describe('proxy-jsonrpc: one session\'s business stays that session\'s on a shar
       expect(textOf(await long)).to.include('completed');
       expect(methodsOf(b.seen)).to.not.include('sampling/createMessage');
       expect(JSON.stringify(b.seen)).to.not.include("A's secret");
+    });
+
+    it('does the same for a legacy HTTP+SSE session with sampling beside a Streamable HTTP session', async () => {
+      const a = new Client({ name: 'legacy-a', version: '1.0.0' }, { capabilities: { sampling: {} } });
+      await a.connect(new SSEClientTransport(new URL(gw.url('/everything/sse'))));
+      const b = await connect(gw, 'everything', {});
+      open.push(b);
+      try {
+        a.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+          model: 'legacy-model',
+          role: 'assistant',
+          content: { type: 'text', text: `legacy saw ${JSON.stringify(req.params.messages).includes('legacy secret')}` },
+        }));
+        let progressed!: () => void;
+        const running = new Promise<void>((r) => (progressed = r));
+        const long = b.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 2 } }, undefined, { onprogress: () => progressed() });
+        await running;
+        const sampled = await a.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'legacy secret', maxTokens: 5 } });
+        expect(textOf(sampled)).to.include('legacy-model').and.include('legacy saw true');
+        await long;
+        expect(JSON.stringify(b.seen)).to.not.include('legacy secret');
+      } finally {
+        await a.close();
+      }
     });
 
     it('gives a session that declared no sampling a server without the sampling tool, and one that did the tool', async () => {
