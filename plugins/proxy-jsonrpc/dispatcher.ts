@@ -13,7 +13,7 @@ import { InstancePool, type PoolOptions } from './instance-pool.js';
 import { errorResponse, isObject, negotiateVersion, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { CallSink, ServerInstance } from './server-instance.js';
 import { capabilitiesFor, needsOwnProcess } from './server-requests.js';
-import { interceptSessionState, releaseSessionState } from './session-state.js';
+import { interceptSessionState, releaseSessionState, restoreSessionState } from './session-state.js';
 import { newSessionId, Session, SessionStore } from './sessions.js';
 
 export interface DispatcherOptions extends PoolOptions {
@@ -38,7 +38,13 @@ export class Dispatcher {
     private readonly log: Logger,
   ) {
     this.sessions = new SessionStore(options.sessionIdleMs, options.maxSessions, (s) => this.endSession(s));
-    this.pool = new InstancePool(transports, options, log, (_server, key) => ({ sessions: () => this.sessions.ofInstance(key) }));
+    this.pool = new InstancePool(transports, options, log, (_server, key) => ({
+      sessions: () => this.sessions.ofInstance(key),
+      onReady: () => {
+        const instance = this.pool.peek(key);
+        if (instance) restoreSessionState(instance, this.sessions.ofInstance(key));
+      },
+    }));
   }
 
   server(name: string): ServerDefinition {

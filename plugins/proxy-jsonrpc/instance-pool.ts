@@ -16,7 +16,7 @@ export interface PoolOptions {
   readonly events?: EventBus;
 }
 
-type Hooks = Pick<InstanceOptions, 'sessions'>;
+type Hooks = Pick<InstanceOptions, 'sessions' | 'onReady'>;
 
 /**
  * Server instances by server and identity: one shared instance per server for anonymous callers, one per

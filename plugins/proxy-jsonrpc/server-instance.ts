@@ -67,6 +67,8 @@ export interface InstanceOptions {
   readonly clientCapabilities: JsonObject;
   /** where upstream.* and call.completed events go */
   readonly events?: EventBus;
+  /** called after each handshake, before queued calls go out (a restarted server gets its sessions' state back) */
+  readonly onReady?: () => void;
 }
 
 export type InstanceState = 'starting' | 'ready' | 'down' | 'failed' | 'stopped';
@@ -320,6 +322,7 @@ export class ServerInstance {
     this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/initialized' });
     this.state = 'ready';
     this.lastError = undefined;
+    this.options.onReady?.();
     const queue = this.queue;
     this.queue = [];
     for (const fn of queue) fn();

@@ -68,6 +68,20 @@ export function releaseSessionState(instance: ServerInstance, session: SessionLi
   }
 }
 
+/** A restarted server forgot what its sessions asked for: ask it again, before any queued call. */
+export function restoreSessionState(instance: ServerInstance, sessions: readonly SessionLike[]): void {
+  let next = 1;
+  const own = () => `fmcp-restore-${next++}`;
+  const level = mostVerbose(sessions);
+  if (level !== undefined) {
+    instance.logLevel = level;
+    instance.call({ jsonrpc: '2.0', id: own(), method: 'logging/setLevel', params: { level } }, DISCARD);
+  }
+  const uris = new Set<string>();
+  for (const s of sessions) for (const uri of s.subscriptions) uris.add(uri);
+  for (const uri of uris) instance.call({ jsonrpc: '2.0', id: own(), method: 'resources/subscribe', params: { uri } }, DISCARD);
+}
+
 function mostVerbose(sessions: readonly SessionLike[]): string | undefined {
   let best = -1;
   for (const s of sessions) {

@@ -207,6 +207,23 @@ describe('proxy-jsonrpc: one session\'s business stays that session\'s on a shar
       expect(logs.loud).to.deep.equal(['loud-debug']);
     });
 
+    it('gives a restarted server its sessions\' log level and subscriptions back', async () => {
+      const a = await connect(gw, 'state', {});
+      open.push(a);
+      await a.client.setLoggingLevel('notice');
+      await a.client.subscribeResource({ uri: 'test://kept' });
+      type Shared = { servers: { state: { pid?: number; ready: boolean; restarts: number } } };
+      const shared = async () => ((await (await fetch(gw.url('/health'))).json()) as Shared).servers.state;
+      const before = await shared();
+      process.kill(before.pid!, 'SIGKILL');
+      await waitFor(async () => {
+        const now = await shared();
+        return now.ready && now.restarts > before.restarts;
+      }, 10_000, 'the server to restart');
+      const seen = (await received(a.client)).filter((r) => r.initialize === undefined);
+      expect(seen).to.deep.equal([{ 'logging/setLevel': 'notice' }, { 'resources/subscribe': 'test://kept' }]);
+    });
+
     it('keeps subscriptions per session: one session\'s unsubscribe never ends another\'s, and updates go to subscribers only', async () => {
       const a = await connect(gw, 'state', {});
       const b = await connect(gw, 'state', {});
@@ -226,7 +243,7 @@ describe('proxy-jsonrpc: one session\'s business stays that session\'s on a shar
       await a.client.subscribeResource({ uri: 'test://x' });
       await b.client.subscribeResource({ uri: 'test://x' });
       await a.client.unsubscribeResource({ uri: 'test://x' });
-      const seen = (await received(c.client)).filter((r) => r['resources/subscribe'] || r['resources/unsubscribe']);
+      const seen = (await received(c.client)).filter((r) => r['resources/subscribe'] === 'test://x' || r['resources/unsubscribe'] === 'test://x');
       expect(seen).to.deep.equal([{ 'resources/subscribe': 'test://x' }]);
       await c.client.callTool({ name: 'update', arguments: { uri: 'test://x' } });
       await waitFor(() => updates.b.length === 1, 5000, 'the update on B\'s stream');
