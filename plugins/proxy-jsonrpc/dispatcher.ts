@@ -1,5 +1,6 @@
 import {
   errors,
+  FluidError,
   type Identity,
   type JsonObject,
   type Logger,
@@ -11,6 +12,8 @@ import {
 import { InstancePool, type PoolOptions } from './instance-pool.js';
 import { errorResponse, isObject, negotiateVersion, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { CallSink, ServerInstance } from './server-instance.js';
+import { capabilitiesFor, needsOwnProcess } from './server-requests.js';
+import { interceptSessionState, releaseSessionState, restoreSessionState } from './session-state.js';
 import { newSessionId, Session, SessionStore } from './sessions.js';
 
 export interface DispatcherOptions extends PoolOptions {
@@ -38,10 +41,13 @@ export class Dispatcher {
   ) {
     this.sessions = new SessionStore(options.sessionIdleMs, options.maxSessions, (s) => this.endSession(s));
     this.pool = new InstancePool(transports, options, log, (_server, key) => ({
-      fallbackSessions: () => this.sessions.ofInstance(key),
+      sessions: () => this.sessions.ofInstance(key),
       broadcast: (message) => {
-        for (const s of this.sessions.ofInstance(key)) s.push(message);
         for (const listener of this.broadcastListeners) listener(key, message);
+      },
+      onReady: () => {
+        const instance = this.pool.peek(key);
+        if (instance) restoreSessionState(instance, this.sessions.ofInstance(key));
       },
     }));
   }
@@ -57,15 +63,29 @@ export class Dispatcher {
     return this.pool.get(server, session ? session.identity : identity, key);
   }
 
-  /** Answers initialize from the server's kept answer and opens a session. */
+  /**
+   * Answers initialize from the server's kept answer and opens a session. A session that declares
+   * sampling, elicitation or roots gets a process of its own, so the server requests it receives are
+   * provably its own (see server-requests.ts).
+   */
   async initialize(server: ServerDefinition, identity: Identity, message: JsonObject, channel?: (m: JsonObject) => void): Promise<{ session: Session; response: JsonObject }> {
     const params = isObject(message.params) ? message.params : {};
+    const capabilities = isObject(params.capabilities) ? params.capabilities : {};
+    const ownProcess = server.entry.isolation === 'session' || needsOwnProcess(capabilities);
     const id = newSessionId(this.options.sessionIdPrefix);
-    const key = InstancePool.keyOf(server, identity, id);
-    const instance = this.pool.get(server, identity, key);
-    await withTimeout(instance.whenReady(), this.options.handshakeTimeoutMs, `Server "${server.name}" did not become ready`);
+    const key = InstancePool.keyOf(server, identity, id, ownProcess);
+    const instance = this.pool.get(server, identity, key, ownProcess ? capabilitiesFor(capabilities) : {});
+    try {
+      await withTimeout(instance.whenReady(), this.options.handshakeTimeoutMs, `Server "${server.name}" start`);
+    } catch (err) {
+      if (ownProcess) void this.pool.release(key);
+      if (err instanceof FluidError && err.code === 'FMCP_ERR_TIMEOUT') {
+        throw new Error(`Server "${server.name}" is still starting (it has not answered the gateway's initialize within ${this.options.handshakeTimeoutMs} ms): retry once GET /health shows it ready`);
+      }
+      throw err;
+    }
     const version = negotiateVersion(params.protocolVersion, instance.serverVersion);
-    const session = new Session(id, server, identity, version, key, channel);
+    const session = new Session(id, server, identity, version, key, capabilities, ownProcess, channel);
     this.sessions.add(session);
     const response: JsonObject = { jsonrpc: '2.0', id: message.id, result: { ...instance.initResult, protocolVersion: version } };
     return { session, response };
@@ -79,7 +99,7 @@ export class Dispatcher {
     session.lastSeen = Date.now();
     if (identity.key === session.identity.key) return;
     session.identity = identity;
-    if (session.server.entry.isolation !== 'session') this.sessions.move(session, InstancePool.keyOf(session.server, identity));
+    if (!session.ownProcess) this.sessions.move(session, InstancePool.keyOf(session.server, identity));
   }
 
   /** Sends a client request; returns a function that cancels it. */
@@ -92,6 +112,7 @@ export class Dispatcher {
       sink.response(errorResponse(message.id, SERVER_UNAVAILABLE, (err as Error).message));
       return () => undefined;
     }
+    if (session && interceptSessionState(instance, session, this.sessions.ofInstance(session.instanceKey), message, sink)) return () => undefined;
     const id = instance.call(message, sink);
     return (reason) => instance.cancel(id, reason);
   }
@@ -124,8 +145,9 @@ export class Dispatcher {
   endSession(session: Session): void {
     this.sessions.delete(session);
     const instance = this.pool.peek(session.instanceKey);
+    if (instance && !session.ownProcess) releaseSessionState(instance, session, this.sessions.ofInstance(session.instanceKey));
     instance?.dropSession(session);
-    if (session.server.entry.isolation === 'session') void this.pool.release(session.instanceKey);
+    if (session.ownProcess) void this.pool.release(session.instanceKey);
   }
 
   /** Lets calls in flight finish for up to `ms`, then answers the rest with a JSON-RPC error. */

@@ -1,6 +1,6 @@
 import { ANONYMOUS, CHANNELS, EVENT_STREAMS, definePlugin, type Plugin, type RouteCors } from '../../core/index.js';
 import { Channels } from './channels.js';
-import { Dispatcher, withTimeout } from './dispatcher.js';
+import { Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import { ModernEndpoint } from './modern-endpoint.js';
 import { MrtrBridge } from './mrtr-bridge.js';
@@ -94,19 +94,18 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
         return out;
       });
 
-      // servers without auth share one process each: start them now so the first call is fast and failures show
-      api.addHook('onStart', async () => {
-        const starting = api.servers
-          .list()
-          .filter((s) => !s.auth && s.entry.isolation !== 'session')
-          .map(async (server) => {
-            const instance = dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS));
-            await withTimeout(instance.whenSettled(), options.handshakeTimeoutMs ?? 30_000, `Server "${server.name}" start`).catch(() => undefined);
-            if (instance.state !== 'ready') {
+      // servers without auth share one process each: start them now, each on its own, so the first call is
+      // fast and failures show; the gateway does not wait for them (GET /health says `starting` meanwhile)
+      api.addHook('onStart', () => {
+        for (const server of api.servers.list()) {
+          if (server.auth || server.entry.isolation === 'session') continue;
+          const instance = dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS));
+          void instance.whenSettled().then(() => {
+            if (instance.state !== 'ready' && instance.state !== 'stopped') {
               api.log.error({ server: server.name, error: instance.status().lastError }, 'server is not ready; the gateway serves the others and keeps trying');
             }
           });
-        await Promise.all(starting);
+        }
       });
       api.addHook('preClose', async () => {
         bridge.stop();

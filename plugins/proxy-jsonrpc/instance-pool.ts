@@ -1,4 +1,4 @@
-import { errors, type EventBus, type Identity, type Logger, type ServerDefinition, type StrategyRegistry, type TransportFactory } from '../../core/index.js';
+import { errors, type EventBus, type Identity, type JsonObject, type Logger, type ServerDefinition, type StrategyRegistry, type TransportFactory } from '../../core/index.js';
 import { ServerInstance, type InstanceOptions } from './server-instance.js';
 
 export interface PoolOptions {
@@ -16,7 +16,7 @@ export interface PoolOptions {
   readonly events?: EventBus;
 }
 
-type Hooks = Pick<InstanceOptions, 'fallbackSessions' | 'broadcast'>;
+type Hooks = Pick<InstanceOptions, 'sessions' | 'broadcast' | 'onReady'>;
 
 /**
  * Server instances by server and identity: one shared instance per server for anonymous callers, one per
@@ -36,9 +36,9 @@ export class InstancePool {
     private readonly hooksFor: (server: ServerDefinition, key: string) => Hooks,
   ) {}
 
-  /** The key of the instance that serves this caller. */
-  static keyOf(server: ServerDefinition, identity: Identity, sessionId?: string): string {
-    if (server.entry.isolation === 'session' && sessionId) return `${server.name}\u0000session:${sessionId}`;
+  /** The key of the instance that serves this caller; `ownProcess` gives a session a process of its own. */
+  static keyOf(server: ServerDefinition, identity: Identity, sessionId?: string, ownProcess = false): string {
+    if ((ownProcess || server.entry.isolation === 'session') && sessionId) return `${server.name}\u0000session:${sessionId}`;
     return `${server.name}\u0000${identity.key}`;
   }
 
@@ -46,13 +46,21 @@ export class InstancePool {
     return this.instances.get(key);
   }
 
-  /** The instance for this key, started on first use. */
-  get(server: ServerDefinition, identity: Identity, key: string): ServerInstance {
+  /**
+   * The instance for this key, started on first use. `clientCapabilities` are declared to the server in
+   * the gateway's handshake: those of the one session a process of its own serves, none otherwise.
+   */
+  get(server: ServerDefinition, identity: Identity, key: string, clientCapabilities: JsonObject = {}): ServerInstance {
     const found = this.instances.get(key);
     if (found && found.state !== 'failed' && found.state !== 'stopped') return found;
-    // a failed shared server answers with its failure for a while, then gets a fresh start on the next call
-    if (found?.state === 'failed' && key === `${server.name}\u0000shared` && Date.now() - found.failedAt < this.options.retryFailedAfterMs) return found;
-    if (found) this.remove(key, found);
+    // a failed shared server answers with its failure for a while (its transport may keep retrying it
+    // with backoff meanwhile), then gets a fresh start on the next call; others are retried by their transport
+    const fresh = found?.state === 'failed' && key === `${server.name}\u0000shared` && Date.now() - found.failedAt >= this.options.retryFailedAfterMs;
+    if (found?.state === 'failed' && !fresh && (found.recovering || key === `${server.name}\u0000shared`)) return found;
+    if (found) {
+      this.remove(key, found);
+      if (found.recovering) void found.stop();
+    }
     if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, 'the gateway is stopping');
     const shared = key === `${server.name}\u0000shared`;
     const group = InstancePool.groupOf(server, identity);
@@ -62,7 +70,7 @@ export class InstancePool {
     const label = shared ? server.name : `${server.name}#${key.slice(server.name.length + 1, server.name.length + 13)}`;
     const log = this.log.child({ server: label });
     const upstream = factory.create({ server, env: identity.env, identity, label, log });
-    const instance = new ServerInstance({ name: server.name, upstream, log, ...this.options, ...this.hooksFor(server, key) });
+    const instance = new ServerInstance({ name: server.name, upstream, log, clientCapabilities, ...this.options, ...this.hooksFor(server, key) });
     this.instances.set(key, instance);
     if (!shared) {
       const set = this.perServer.get(group) ?? new Set();
@@ -84,7 +92,7 @@ export class InstancePool {
     return out;
   }
 
-  /** Stops the instance of a session with `isolation: "session"`. */
+  /** Stops the instance of a session that had a process of its own. */
   async release(key: string): Promise<void> {
     const instance = this.instances.get(key);
     if (instance) {

@@ -8,6 +8,7 @@ import {
   REQUEST_TIMEOUT,
   SERVER_UNAVAILABLE,
 } from './jsonrpc.js';
+import { routeServerNotification, isBroadcast, routeServerRequest, type RoutingScope } from './server-requests.js';
 
 /** Where the messages of one call go: its response, and the notifications and requests it causes. */
 export interface CallSink {
@@ -40,9 +41,17 @@ export interface SessionLike {
   push(message: JsonObject): boolean;
   /** tracks a server request sent to this session, so its end can answer it */
   readonly serverRequests: Set<string>;
+  /** the capabilities the client declared in initialize */
+  readonly capabilities: JsonObject;
+  /** the level the client asked for with logging/setLevel, if it did */
+  logLevel: string | undefined;
+  /** resource URIs the client subscribed to */
+  readonly subscriptions: Set<string>;
 }
 
 interface PendingCall {
+  /** false while it waits in the queue of a starting server */
+  sent: boolean;
   readonly clientId: unknown;
   readonly sink: CallSink;
   readonly deadline: number;
@@ -64,22 +73,19 @@ export interface InstanceOptions {
   readonly handshakeTimeoutMs: number;
   readonly maxQueued: number;
   readonly clientInfo: { name: string; version: string };
-  /** sessions to try for a server request when no call in flight can carry it, most recent first */
-  readonly fallbackSessions: () => Iterable<SessionLike>;
-  /** sessions that get list-changed and other broadcast notifications */
-  readonly broadcast: (message: JsonObject) => void;
+  /** the client sessions this instance serves, most recently seen first */
+  readonly sessions: () => Iterable<SessionLike>;
+  /** the client capabilities the gateway declares to the server (those of the one session it serves, or none) */
+  readonly clientCapabilities: JsonObject;
   /** where upstream.* and call.completed events go */
   readonly events?: EventBus;
+  /** also told every list change and resource update the server sends (2026-07-28 `subscriptions/listen` streams) */
+  readonly broadcast?: (message: JsonObject) => void;
+  /** called after each handshake, before queued calls go out (a restarted server gets its sessions' state back) */
+  readonly onReady?: () => void;
 }
 
 export type InstanceState = 'starting' | 'ready' | 'down' | 'failed' | 'stopped';
-
-const BROADCAST = new Set([
-  'notifications/tools/list_changed',
-  'notifications/prompts/list_changed',
-  'notifications/resources/list_changed',
-  'notifications/resources/updated',
-]);
 
 /**
  * One server process (or remote connection) and the calls in flight to it. Ids are rewritten to the
@@ -94,6 +100,8 @@ export class ServerInstance {
   /** the server's answer to the gateway's own initialize */
   initResult: JsonObject | undefined;
   serverVersion: string = LATEST_VERSION;
+  /** the log level the server was last asked for on behalf of its sessions */
+  logLevel: string | undefined;
 
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
@@ -108,6 +116,8 @@ export class ServerInstance {
   private settleWaiters: (() => void)[] = [];
   /** the upstream reported up and has not gone down since */
   private alive = false;
+  /** the transport said it would try again after its last failure */
+  private willRetry = false;
 
   constructor(private readonly options: InstanceOptions) {}
 
@@ -115,9 +125,18 @@ export class ServerInstance {
     return this.pending.size;
   }
 
+  /** The transport's status, with the state as callers see it: `starting` until the handshake is done. */
   status(): UpstreamStatus & { inFlight: number; ready: boolean } {
     const s = this.options.upstream.status;
-    return { ...s, lastError: s.lastError ?? this.lastError, inFlight: this.pending.size, ready: this.state === 'ready' };
+    let state = s.state;
+    if (this.state === 'failed' || this.state === 'stopped') state = this.state;
+    else if (this.state !== 'ready' && s.state === 'up') state = 'starting';
+    return { ...s, state, lastError: s.lastError ?? this.lastError, inFlight: this.pending.size, ready: this.state === 'ready' };
+  }
+
+  /** Failed, and its transport keeps trying: it comes back by itself, so it is kept rather than replaced. */
+  get recovering(): boolean {
+    return this.state === 'failed' && this.willRetry;
   }
 
   start(): Promise<void> {
@@ -176,7 +195,7 @@ export class ServerInstance {
     message.id = id;
     const events = this.options.events;
     const started = events !== undefined && events.listening('call.completed') ? performance.now() : -1;
-    this.pending.set(id, { clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started });
+    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started });
     this.ensureSweep();
     if (this.state === 'ready') this.write(message, id);
     else this.enqueue(() => this.write(message, id), id);
@@ -230,7 +249,9 @@ export class ServerInstance {
   }
 
   private write(message: JsonObject, id: number): void {
-    if (!this.pending.has(id)) return; // cancelled while queued
+    const call = this.pending.get(id);
+    if (!call) return; // cancelled while queued
+    call.sent = true;
     try {
       this.options.upstream.send(message);
     } catch (err) {
@@ -279,7 +300,8 @@ export class ServerInstance {
 
   private handshake(): void {
     if (this.state === 'stopped') return;
-    this.state = 'starting';
+    // a failed server being retried stays failed (calls fail at once) until it answers
+    if (this.state !== 'failed') this.state = 'starting';
     const id = this.nextId++;
     this.handshakeId = id;
     clearTimeout(this.handshakeTimer);
@@ -295,7 +317,7 @@ export class ServerInstance {
       method: 'initialize',
       params: {
         protocolVersion: LATEST_VERSION,
-        capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} },
+        capabilities: this.options.clientCapabilities,
         clientInfo: this.options.clientInfo,
       },
     });
@@ -317,6 +339,7 @@ export class ServerInstance {
     this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/initialized' });
     this.state = 'ready';
     this.lastError = undefined;
+    this.options.onReady?.();
     const queue = this.queue;
     this.queue = [];
     for (const fn of queue) fn();
@@ -330,15 +353,19 @@ export class ServerInstance {
     if (this.state === 'stopped') return;
     this.options.events?.emit('upstream.crashed', { server: this.options.name, wasUp: this.alive, willRetry });
     this.alive = false;
+    this.logLevel = undefined; // a restarted server starts from its defaults
     clearTimeout(this.handshakeTimer);
     this.lastError = err.message;
-    this.state = willRetry ? 'down' : 'failed';
-    if (!willRetry) this.failedAt = Date.now();
+    // the transport may keep retrying a server it counts as failed: calls then fail at once meanwhile
+    const failed = !willRetry || this.options.upstream.status.state === 'failed';
+    this.willRetry = willRetry;
+    if (failed && this.state !== 'failed') this.failedAt = Date.now();
+    this.state = failed ? 'failed' : 'down';
     const what = err.message.startsWith(`Server "${this.options.name}"`) ? err.message : `Server "${this.options.name}" stopped: ${err.message}`;
-    this.failAll(willRetry ? `${what}; it is restarting, retry the call` : `${what}; it is not restarted`);
+    this.failAll(failed ? what : `${what}; it is restarting, retry the call`);
     this.serverRequests.clear();
     this.settled();
-    if (!willRetry) {
+    if (failed) {
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const w of waiters) w.reject(new Error(this.unavailableReason()));
@@ -409,14 +436,17 @@ export class ServerInstance {
       }
       return;
     }
-    if (BROADCAST.has(method)) {
-      this.options.broadcast(message);
-      return;
+    if (isBroadcast(method)) this.options.broadcast?.(message);
+    for (const target of routeServerNotification(message, this.scope)) {
+      if (target.call) target.call.notification(message);
+      else target.session.push(message);
     }
-    // logging and other notifications: to the oldest call in flight (stdio cannot say which), else broadcast
-    const oldest = this.pending.values().next().value as PendingCall | undefined;
-    if (oldest) oldest.sink.notification(message);
-    else this.options.broadcast(message);
+  }
+
+  /** What the routing of server-initiated messages needs to know about this instance. */
+  private get scope(): RoutingScope {
+    const pending = this.pending;
+    return { calls: { *[Symbol.iterator]() { for (const call of pending.values()) yield call.sink; } }, sessions: this.options.sessions };
   }
 
   private onServerRequest(message: JsonObject): void {
@@ -428,24 +458,21 @@ export class ServerInstance {
     if (this.bridgeServerRequest(message, serverId)) return;
     const gatewayId = `fmcp-${this.nextServerRequest++}`;
     const routed: JsonObject = { ...message, id: gatewayId };
-    // stdio carries no link between a server request and the call that caused it: take the oldest call's session
-    for (const call of this.pending.values()) {
-      const session = call.sink.session;
-      if (!session) continue;
-      this.serverRequests.set(gatewayId, { serverId, session });
-      session.serverRequests.add(gatewayId);
-      if (call.sink.request(routed)) return;
-      this.serverRequests.delete(gatewayId);
-      session.serverRequests.delete(gatewayId);
+    const route = routeServerRequest(message, this.scope);
+    if (!route.session) {
+      this.options.log.info({ server: this.options.name, method: message.method }, route.refusal);
+      this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, route.refusal));
+      return;
     }
-    for (const session of this.options.fallbackSessions()) {
-      this.serverRequests.set(gatewayId, { serverId, session });
-      session.serverRequests.add(gatewayId);
-      if (session.push(routed)) return;
-      this.serverRequests.delete(gatewayId);
-      session.serverRequests.delete(gatewayId);
-    }
-    this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `No connected client can answer ${String(message.method)}: the client needs an open session stream`));
+    const session = route.session;
+    this.serverRequests.set(gatewayId, { serverId, session });
+    session.serverRequests.add(gatewayId);
+    // on the stream of a call of that session, else on the session's own stream
+    for (const call of route.calls) if (call.request(routed)) return;
+    if (session.push(routed)) return;
+    this.serverRequests.delete(gatewayId);
+    session.serverRequests.delete(gatewayId);
+    this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `The client session that caused ${String(message.method)} has no open stream to receive it`));
   }
 
   /**
@@ -479,6 +506,12 @@ export class ServerInstance {
     const now = Date.now();
     for (const [id, call] of this.pending) {
       if (call.deadline > now) break;
+      if (!call.sent) {
+        this.settle(id, (clientId) =>
+          errorResponse(clientId, SERVER_UNAVAILABLE, `Server "${this.options.name}" is still starting (it has not answered the gateway's initialize yet); the call waited ${this.options.callTimeoutMs} ms for it: retry once GET /health shows it ready`),
+        );
+        continue;
+      }
       this.settle(id, (clientId) =>
         errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.options.callTimeoutMs} ms; the call was cancelled`),
       );

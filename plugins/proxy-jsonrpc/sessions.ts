@@ -7,6 +7,8 @@ export const newSessionId = (prefix = ''): string => prefix + randomBytes(16).to
 
 export class Session implements SessionLike {
   readonly serverRequests = new Set<string>();
+  readonly subscriptions = new Set<string>();
+  logLevel: string | undefined;
   lastSeen = Date.now();
   stream: EventStream | undefined;
 
@@ -18,6 +20,10 @@ export class Session implements SessionLike {
     readonly protocolVersion: string,
     /** the pool key of the instance that serves this session */
     public instanceKey: string,
+    /** the capabilities the client declared in initialize */
+    readonly capabilities: JsonObject,
+    /** the session has a process of its own (`isolation: "session"`, or it may receive server requests) */
+    readonly ownProcess: boolean,
     /** set for channel sessions: every message for the client goes here */
     readonly channel?: (message: JsonObject) => void,
   ) {}

@@ -21,9 +21,9 @@ import { StderrReader, truncate } from './stderr-reader.js';
 export interface StdioOptions {
   /** first restart delay after a crash, ms (default 500); doubles with each failed start */
   restartBaseMs?: number;
-  /** longest restart delay, ms (default 30 000) */
+  /** longest restart delay, ms (default 60 000): a failed server is still tried this often */
   restartMaxMs?: number;
-  /** consecutive failed starts before the server is given up as 'failed' (default 5) */
+  /** consecutive failed starts before the server counts as 'failed': calls then fail at once, and it is still retried (default 5) */
   maxFailedStarts?: number;
   /** a run shorter than this counts as a failed start; a longer one resets the backoff, ms (default 10 000) */
   stableAfterMs?: number;
@@ -37,7 +37,7 @@ export type ResolvedStdioOptions = Required<StdioOptions>;
 
 export const STDIO_DEFAULTS: ResolvedStdioOptions = {
   restartBaseMs: 500,
-  restartMaxMs: 30_000,
+  restartMaxMs: 60_000,
   maxFailedStarts: 5,
   stableAfterMs: 10_000,
   stopGraceMs: 2_000,
@@ -55,6 +55,8 @@ const MAX_LINE_WARNINGS = 10;
 function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+const formatMs = (ms: number): string => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`);
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -371,32 +373,36 @@ export class StdioUpstream implements Upstream {
     this.afterFailure(how, run.stderr.lastLines(), run.pid);
   }
 
-  /** A run ended or a restart could not spawn: restart with backoff, or give up. */
+  /**
+   * A run ended or a restart could not spawn: restart with backoff, capped at restartMaxMs. After
+   * maxFailedStarts quick failures in a row the server counts as failed (calls fail at once), and is
+   * still retried, so it comes back by itself once its cause is fixed.
+   */
   private afterFailure(how: string, stderrLines: string[], pid?: number): void {
     const tail = stderrLines.length > 0 ? `; last stderr: ${stderrLines.join(' | ')}` : '';
     const where = `mcpServers.${this.server.name} in ${this.server.source}`;
     delete this.statusValue.pid;
+    const wait = this.failedStarts === 0 ? this.settings.restartBaseMs : Math.min(this.settings.restartMaxMs, this.settings.restartBaseMs * 2 ** (this.failedStarts - 1));
     if (this.failedStarts >= this.settings.maxFailedStarts) {
-      const reason = `${how} ${this.failedStarts} times in a row within ${this.settings.stableAfterMs} ms of starting; not restarting it (fix the server or ${where}, then restart the gateway)${tail}`;
+      const reason = `${how} ${this.failedStarts} times in a row within ${this.settings.stableAfterMs} ms of starting; trying again in ${formatMs(wait)} (fix the server or ${where}: it comes back by itself)${tail}`;
       this.statusValue.lastError = reason;
       this.setState('failed');
-      this.log.error({ failedStarts: this.failedStarts }, `server gave up: ${reason}`);
-      this.notifyDown(this.unavailable(reason), false);
-      return;
+      this.log.error({ failedStarts: this.failedStarts, inMs: wait }, `server failed: ${reason}`);
+      this.notifyDown(this.unavailable(reason), true);
+    } else {
+      const reason = `process${pid !== undefined ? ` ${pid}` : ''} (command "${truncate(this.server.entry.command!, 200)}") ${how}${tail}`;
+      this.statusValue.lastError = reason;
+      this.setState('down');
+      this.log.info({ inMs: wait, failedStarts: this.failedStarts }, 'restarting the server');
+      this.notifyDown(this.unavailable(reason), true);
     }
-    const reason = `process${pid !== undefined ? ` ${pid}` : ''} (command "${truncate(this.server.entry.command!, 200)}") ${how}${tail}`;
-    this.statusValue.lastError = reason;
-    this.setState('down');
-    const wait = this.failedStarts === 0 ? this.settings.restartBaseMs : Math.min(this.settings.restartMaxMs, this.settings.restartBaseMs * 2 ** (this.failedStarts - 1));
-    this.log.info({ inMs: wait, failedStarts: this.failedStarts }, 'restarting the server');
-    this.notifyDown(this.unavailable(reason), true);
     this.restartTimer = setTimeout(() => void this.restart(), wait);
   }
 
   private async restart(): Promise<void> {
     this.restartTimer = undefined;
     if (this.stopping) return;
-    this.setState('starting');
+    if (this.statusValue.state !== 'failed') this.setState('starting');
     let run: Run;
     try {
       run = await this.spawnRun();

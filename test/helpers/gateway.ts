@@ -25,6 +25,11 @@ export interface TestGatewayOptions {
   plugins?: Plugin[];
   kernel?: KernelOptions;
   proxy?: Parameters<typeof proxyJsonRpc>[0];
+  /**
+   * wait (up to 30 s) until each shared server has left `starting` (ready, down or failed), as
+   * start() itself did before it stopped waiting for servers; default true
+   */
+  waitForServers?: boolean;
 }
 
 /** Starts a real gateway on port 0 serving `servers`, with the default plugins unless told otherwise. */
@@ -34,6 +39,7 @@ export async function startGateway(servers: Record<string, ServerEntry>, options
   for (const plugin of options.plugins ?? [transportStdio(), proxyJsonRpc(options.proxy), transportSse()]) kernel.use(plugin);
   await kernel.start();
   const base = `http://127.0.0.1:${kernel.address().port}`;
+  if (options.waitForServers !== false) await serversSettled(base);
   return { kernel, base, url: (path) => base + path, stop: () => kernel.stop() };
 }
 
@@ -54,4 +60,15 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
     json = undefined;
   }
   return { status: res.status, headers: res.headers, json, text };
+}
+
+/** Polls /health until no server says `starting` without a lastError, for at most `ms`. */
+async function serversSettled(base: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const health = (await (await fetch(`${base}/health`)).json()) as { servers: Record<string, { state?: string; lastError?: string }> };
+    // a server that did not answer initialize in time keeps `starting`, with its lastError
+    if (!Object.values(health.servers).some((s) => s.state === 'starting' && s.lastError === undefined) || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

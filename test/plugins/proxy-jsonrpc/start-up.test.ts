@@ -1,0 +1,140 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { proxyJsonRpc, transportSse, transportStdio } from '../../../index.js';
+import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { fixture } from '../../helpers/paths.js';
+
+const node = process.execPath;
+const mini = () => ({ command: node, args: [fixture('proxy-mini.mjs')] });
+const echo = (id: number, message: string) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message } } });
+type Rpc = { id: unknown; result?: { content: { text: string }[] }; error?: { code: number; message: string } };
+type Health = { status: string; servers: Record<string, { state: string; ready: boolean; restarts: number; inFlight: number; lastError?: string }> };
+
+async function health(gw: TestGateway): Promise<Health> {
+  return (await (await fetch(gw.url('/health'))).json()) as Health;
+}
+
+async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('proxy-jsonrpc: start-up and recovery, each server on its own', function () {
+  this.timeout(30_000);
+  let folder: string;
+  before(() => {
+    folder = mkdtempSync(join(tmpdir(), 'fmcp-start-'));
+  });
+  after(() => rmSync(folder, { recursive: true, force: true }));
+
+  describe('a server that sleeps 20 s before it reads stdin', () => {
+    let gw: TestGateway;
+    before(async () => {
+      gw = await startGateway({ sleeper: { command: node, args: [fixture('start-sleeper.mjs')] }, mini: mini() }, { proxy: { callTimeoutMs: 1000 }, waitForServers: false });
+    });
+    after(() => gw.stop());
+
+    it('does not hold the gateway: it listens, /health shows the sleeper starting, and the other server answers', async () => {
+      const h = await health(gw);
+      expect(h.status).to.equal('ok');
+      expect(h.servers.sleeper).to.include({ state: 'starting', ready: false });
+      await until(async () => (await health(gw)).servers.mini!.ready, 10_000, 'mini to be ready');
+      const answer = (await postJson(gw.url('/mini/mcp'), echo(1, 'meanwhile'))).json as Rpc;
+      expect(answer.result!.content[0]!.text).to.equal('meanwhile');
+    });
+
+    it('ends a call that waited in its queue with an error saying it is still starting', async () => {
+      const answer = (await postJson(gw.url('/sleeper/mcp'), echo(2, 'x'))).json as Rpc;
+      expect(answer.id).to.equal(2);
+      expect(answer.error).to.deep.equal({
+        code: -32000,
+        message: 'Server "sleeper" is still starting (it has not answered the gateway\'s initialize yet); the call waited 1000 ms for it: retry once GET /health shows it ready',
+      });
+      expect((await health(gw)).servers.sleeper!.state).to.equal('starting');
+    });
+  });
+
+  describe('a server that starts late', () => {
+    let gw: TestGateway;
+    let wake: string;
+    before(async () => {
+      wake = join(folder, 'wake');
+      gw = await startGateway({ late: { command: node, args: [fixture('start-sleeper.mjs')], env: { WAKE_FILE: wake, SLEEP_MS: '60000' } } }, { waitForServers: false });
+    });
+    after(() => gw.stop());
+
+    it('answers a call that waited in its queue once the server reads stdin', async () => {
+      expect((await health(gw)).servers.late!.state).to.equal('starting');
+      const pending = postJson(gw.url('/late/mcp'), echo(3, 'queued'));
+      await until(async () => (await health(gw)).servers.late!.inFlight === 1, 5000, 'the call to wait in the queue');
+      writeFileSync(wake, '');
+      const answer = (await pending).json as Rpc;
+      expect(answer.result!.content[0]!.text).to.equal('queued');
+      expect((await health(gw)).servers.late).to.include({ state: 'up', ready: true });
+    });
+  });
+
+  describe('a server that exits at once with a message on stderr', () => {
+    let gw: TestGateway;
+    before(async () => {
+      gw = await startGateway(
+        { boom: { command: node, args: ['-e', "console.error('boom: missing API key'); process.exit(2)"] }, mini: mini() },
+        { plugins: [transportStdio({ restartBaseMs: 10, restartMaxMs: 200, maxFailedStarts: 2 }), proxyJsonRpc(), transportSse()] },
+      );
+    });
+    after(() => gw.stop());
+
+    const reason = /^Server "boom" is unavailable: exited with code 2 \d+ times in a row within 10000 ms of starting; trying again in \d+ ms \(fix the server or mcpServers\.boom in .+: it comes back by itself\); last stderr: boom: missing API key$/;
+
+    it('answers calls and initialize at once with an error naming the exit code and the last stderr line', async () => {
+      await until(async () => (await health(gw)).servers.boom!.state === 'failed', 10_000, 'boom to be failed');
+      const answer = (await postJson(gw.url('/boom/mcp'), echo(4, 'x'))).json as Rpc;
+      expect(answer.id).to.equal(4);
+      expect(answer.error!.code).to.equal(-32000);
+      expect(answer.error!.message).to.match(reason);
+      const init = (await postJson(gw.url('/boom/mcp'), { jsonrpc: '2.0', id: 5, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } })).json as Rpc;
+      expect(init.error!.code).to.equal(-32000);
+      expect(init.error!.message).to.match(reason);
+      expect((await postJson(gw.url('/mini/mcp'), echo(6, 'fine'))).json).to.deep.include({ result: { content: [{ type: 'text', text: 'fine' }] } });
+    });
+
+    it('keeps retrying it with capped backoff after it counts as failed', async () => {
+      await until(async () => (await health(gw)).servers.boom!.state === 'failed', 10_000, 'boom to be failed');
+      const first = (await health(gw)).servers.boom!.restarts;
+      await until(async () => (await health(gw)).servers.boom!.restarts >= first + 3, 10_000, 'three more tries');
+      // the delay doubles from 10 ms and stays at the 200 ms cap
+      await until(async () => /trying again in 200 ms/.test((await health(gw)).servers.boom!.lastError ?? ''), 10_000, 'the capped delay');
+      const capped = (await health(gw)).servers.boom!.restarts;
+      await until(async () => (await health(gw)).servers.boom!.restarts > capped, 10_000, 'one more try at the cap');
+      expect((await health(gw)).servers.boom!.state).to.equal('failed');
+    });
+  });
+
+  describe('a server that fails until a file exists', () => {
+    let gw: TestGateway;
+    let readyFile: string;
+    before(async () => {
+      readyFile = join(folder, 'ready');
+      gw = await startGateway(
+        { flaky: { command: node, args: [fixture('proxy-ready-file.mjs')], env: { READY_FILE: readyFile } } },
+        { plugins: [transportStdio({ restartBaseMs: 10, restartMaxMs: 200, maxFailedStarts: 2 }), proxyJsonRpc(), transportSse()] },
+      );
+    });
+    after(() => gw.stop());
+
+    it('recovers by itself, without a call, once its cause is fixed', async () => {
+      await until(async () => (await health(gw)).servers.flaky!.state === 'failed', 10_000, 'flaky to be failed');
+      const answer = (await postJson(gw.url('/flaky/mcp'), echo(7, 'x'))).json as Rpc;
+      expect(answer.error!.message).to.include('exited with code 1').and.include(`last stderr: not ready: ${readyFile} is missing`);
+      writeFileSync(readyFile, '');
+      await until(async () => (await health(gw)).servers.flaky!.ready, 10_000, 'flaky to recover');
+      const back = (await postJson(gw.url('/flaky/mcp'), echo(8, 'recovered'))).json as Rpc;
+      expect(back.result!.content[0]!.text).to.equal('recovered');
+    });
+  });
+});
