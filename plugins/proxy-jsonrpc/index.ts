@@ -75,6 +75,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       const modern = new ModernEndpoint(dispatcher, streams, bridge, subscriptions, {
         cacheTtlMs: options.cacheTtlMs ?? 0,
         handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
+        callTimeoutMs: options.callTimeoutMs ?? 60_000,
       });
       const endpoint = new StreamableHttpEndpoint(dispatcher, streams, modern);
       const tools = new ToolRoutes(channels);
@@ -91,6 +92,8 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
         const out: Record<string, unknown> = { instances: instances.length, sessions: dispatcher.sessions.all().filter((s) => s.server === server).length };
         if (shared) Object.assign(out, shared.status());
         else if (server.auth) out.state = 'on demand (one process per token)';
+        // calls in flight on every process of the server (sessions' own and exclusive ones too)
+        out.inFlight = instances.reduce((sum, i) => sum + i.inFlight, 0);
         return out;
       });
 

@@ -14,11 +14,13 @@ import {
   ALL_VERSIONS,
   decorateResult,
   isRejection,
+  MRTR_METHODS,
   REMOVED_METHODS,
   toLegacyRequest,
   validateModernRequest,
   type ResultDecoration,
 } from './modern-era.js';
+import { ExclusiveCalls } from './exclusive-calls.js';
 import { ModernCall, type MrtrBridge, type ModernTarget } from './mrtr-bridge.js';
 import type { Subscriptions } from './subscriptions.js';
 
@@ -26,6 +28,8 @@ export interface ModernOptions {
   /** `ttlMs` on cacheable results of servers without auth (servers with auth: 0 and "private") */
   readonly cacheTtlMs: number;
   readonly handshakeTimeoutMs: number;
+  /** how long a call that may cause server requests waits for a free process of its own, ms */
+  readonly callTimeoutMs?: number;
 }
 
 /** One HTTP request of a modern call: JSON, or an SSE stream once something comes before the answer. */
@@ -73,7 +77,8 @@ class HttpTarget implements ModernTarget {
 
 /**
  * Serves 2026-07-28 requests on `/{name}/mcp`: no session, every request on its own, to the same
- * process the legacy clients of the caller use. Legacy servers are bridged: results get `resultType`,
+ * process the legacy clients of the caller use (a request that may cause server requests runs alone on a
+ * process of its own: `exclusive-calls.ts`). Legacy servers are bridged: results get `resultType`,
  * serverInfo and caching hints; their requests to the client become MRTR rounds (`mrtr-bridge.ts`).
  */
 export class ModernEndpoint {
@@ -83,6 +88,7 @@ export class ModernEndpoint {
     private readonly bridge: MrtrBridge,
     private readonly subscriptions: Subscriptions,
     private readonly options: ModernOptions,
+    private readonly exclusive: ExclusiveCalls = new ExclusiveCalls(dispatcher.pool, { processes: 4, waitMs: options.callTimeoutMs ?? 60_000 }),
   ) {}
 
   async handle(ctx: RequestContext, server: ServerDefinition, message: JsonObject, accept: { json: boolean; sse: boolean }): Promise<void> {
@@ -132,7 +138,9 @@ export class ModernEndpoint {
       return;
     }
     const call = new ModernCall(this.bridge, principal, server.name, method, name, () => this.decoration(server, ctx), target);
-    call.cancelUpstream = this.dispatcher.request(server, ctx.identity, undefined, toLegacyRequest(message), call);
+    call.cancelUpstream = MRTR_METHODS.has(method) && ExclusiveCalls.needed(checked.capabilities)
+      ? this.exclusive.request(server, ctx.identity, toLegacyRequest(message), call)
+      : this.dispatcher.request(server, ctx.identity, undefined, toLegacyRequest(message), call);
     this.watchClose(ctx, call, target);
   }
 

@@ -63,6 +63,29 @@ describe('proxy-jsonrpc: MRTR bridge for a legacy server\'s sampling, elicitatio
     }
   });
 
+  it('keeps each client\'s sampling its own when several callers sample at once (one call per process that may ask)', async () => {
+    const clients = await Promise.all(['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map(async (who) => {
+      const { client } = await recordedClient(url, { sampling: {} });
+      const prompts: unknown[] = [];
+      client.setRequestHandler('sampling/createMessage', async (req) => {
+        prompts.push(req.params.messages[0]!.content);
+        await new Promise((r) => setTimeout(r, 100));
+        return { model: `model-${who}`, role: 'assistant', content: { type: 'text', text: `answer for ${who}` } };
+      });
+      return { who, client, prompts };
+    }));
+    try {
+      const results = await Promise.all(clients.map(({ who, client }) => client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: `secret of ${who}`, maxTokens: 5 } })));
+      results.forEach((result, i) => {
+        const { who, prompts } = clients[i]!;
+        expect(textOf(result)).to.include(`answer for ${who}`).and.include(`model-${who}`);
+        expect(prompts).to.deep.equal([{ type: 'text', text: `Resource trigger-sampling-request context: secret of ${who}` }]);
+      });
+    } finally {
+      await Promise.all(clients.map(({ client }) => client.close()));
+    }
+  });
+
   it('bridges elicitation the same way', async () => {
     const { client } = await recordedClient(url, { elicitation: {} });
     client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name: 'Ada Lovelace' } }));
@@ -75,7 +98,8 @@ describe('proxy-jsonrpc: MRTR bridge for a legacy server\'s sampling, elicitatio
   });
 
   it('answers the server\'s request with an error at once when the request did not declare the capability', async () => {
-    const res = await modernPost(url, 1, 'tools/call', { name: 'trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 5 } });
+    // declaring elicitation only puts the call on a process that may send requests; sampling is still not the client's
+    const res = await modernPost(url, 1, 'tools/call', { name: 'trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 5 }, _meta: { ...envelope(), 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } } });
     expect(res.status).to.equal(200);
     const body = res.json as Rpc;
     const text = body.error ? body.error.message : textOf(body.result);
