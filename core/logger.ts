@@ -16,6 +16,22 @@ export interface LoggerSettings {
   level?: string;
   /** where log lines go; stderr by default so stdout stays for the CLI's own lines */
   destination?: DestinationStream;
+  /** also gets every line written (after redaction); must be quick and never throw */
+  tap?: (line: string) => void;
+}
+
+/** Writes to `destination` and hands each line to `tap`, keeping the destination's flush. */
+function tee(destination: DestinationStream, tap: (line: string) => void): DestinationStream {
+  const target = destination as DestinationStream & { flush?(cb?: (err?: Error) => void): void; flushSync?(): void; end?(): void };
+  return {
+    write(line: string) {
+      target.write(line);
+      tap(line);
+    },
+    ...(target.flush ? { flush: (cb?: (err?: Error) => void) => target.flush!(cb) } : {}),
+    ...(target.flushSync ? { flushSync: () => target.flushSync!() } : {}),
+    ...(target.end ? { end: () => target.end!() } : {}),
+  } as DestinationStream;
 }
 
 export function createLogger(settings: LoggerSettings = {}): Logger {
@@ -24,5 +40,6 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
     base: undefined,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
-  return pino(options, settings.destination ?? pino.destination({ fd: 2, sync: false }));
+  const destination = settings.destination ?? pino.destination({ fd: 2, sync: false });
+  return pino(options, settings.tap ? tee(destination, settings.tap) : destination);
 }

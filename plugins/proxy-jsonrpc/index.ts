@@ -1,5 +1,6 @@
-import { ANONYMOUS, CHANNELS, EVENT_STREAMS, definePlugin, type Plugin } from '../../core/index.js';
+import { ANONYMOUS, CHANNELS, EVENT_STREAMS, SERVER_CONTROL, definePlugin, type Plugin } from '../../core/index.js';
 import { Channels } from './channels.js';
+import { ServerControls } from './control.js';
 import { Dispatcher, withTimeout } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import { StreamableHttpEndpoint } from './streamable-http.js';
@@ -56,6 +57,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       );
       const channels = new Channels(dispatcher);
       api.provide(CHANNELS, channels);
+      api.provide(SERVER_CONTROL, new ServerControls(dispatcher, options.handshakeTimeoutMs ?? 30_000));
       const endpoint = new StreamableHttpEndpoint(dispatcher, () => api.tryResolve(EVENT_STREAMS));
       const tools = new ToolRoutes(channels);
 

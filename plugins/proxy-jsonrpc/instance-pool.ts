@@ -82,6 +82,13 @@ export class InstancePool {
     return out;
   }
 
+  /** The instances of a server with their keys. */
+  entriesOf(serverName: string): [string, ServerInstance][] {
+    const out: [string, ServerInstance][] = [];
+    for (const entry of this.instances) if (entry[0].startsWith(`${serverName}\u0000`)) out.push(entry);
+    return out;
+  }
+
   /** Stops the instance of a session with `isolation: "session"`. */
   async release(key: string): Promise<void> {
     const instance = this.instances.get(key);

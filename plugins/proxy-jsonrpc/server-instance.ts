@@ -82,6 +82,8 @@ export class ServerInstance {
   /** the server's answer to the gateway's own initialize */
   initResult: JsonObject | undefined;
   serverVersion: string = LATEST_VERSION;
+  /** when the upstream last came up (ms since the epoch), while it is up */
+  upSince: number | undefined;
 
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
@@ -144,6 +146,7 @@ export class ServerInstance {
     this.state = 'stopped';
     this.options.events?.emit('upstream.stopped', { server: this.options.name, wasUp: this.alive });
     this.alive = false;
+    this.upSince = undefined;
     this.failAll('the gateway is stopping this server');
     clearTimeout(this.handshakeTimer);
     clearInterval(this.sweepTimer);
@@ -253,6 +256,7 @@ export class ServerInstance {
   private onUp(): void {
     if (!this.alive && this.state !== 'stopped') {
       this.alive = true;
+      this.upSince = Date.now();
       this.options.events?.emit('upstream.started', { server: this.options.name });
     }
     this.handshake();
@@ -302,6 +306,7 @@ export class ServerInstance {
     this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/initialized' });
     this.state = 'ready';
     this.lastError = undefined;
+    this.options.events?.emit('upstream.ready', { server: this.options.name });
     const queue = this.queue;
     this.queue = [];
     for (const fn of queue) fn();
@@ -315,6 +320,7 @@ export class ServerInstance {
     if (this.state === 'stopped') return;
     this.options.events?.emit('upstream.crashed', { server: this.options.name, wasUp: this.alive, willRetry });
     this.alive = false;
+    this.upSince = undefined;
     clearTimeout(this.handshakeTimer);
     this.lastError = err.message;
     this.state = willRetry ? 'down' : 'failed';
