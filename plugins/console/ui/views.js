@@ -192,24 +192,33 @@ function OAuthSignIn({ server, onToken }) {
       }
       if (!path.endsWith('/auth/callback') || popup.document.readyState !== 'complete') return;
       clearInterval(timer);
-      let answer;
-      try {
-        answer = JSON.parse(popup.document.body.innerText);
-      } catch {
-        answer = undefined;
-      }
+      const answer = readJson(popup.document);
       popup.close();
       const token = answer?.token_data?.access_token;
-      if (answer?.success && typeof token === 'string') {
-        onToken(token);
-        setStatus(`Signed in to ${server.name}.`);
-      } else setStatus(`Sign-in failed: ${answer?.error?.message ?? 'the gateway did not answer with a token'}`);
+      if (answer?.success && typeof token === 'string') onToken(token);
+      else setStatus(`Sign-in failed: ${answer?.error?.message ?? 'the gateway did not answer with a token'}`);
     }, 250);
   };
   return html`<button type="button" onClick=${start}>Sign in</button> <span role="status">${status}</span>`;
 }
 
-function Credentials({ server, token, setToken }) {
+/** The JSON a browser shows for an application/json page (its viewer may add controls around it). */
+function readJson(doc) {
+  for (const text of [doc.querySelector('pre')?.textContent, doc.body?.textContent]) {
+    if (!text) continue;
+    const start = text.indexOf('{');
+    const end = text.lastIndexOf('}');
+    if (start === -1 || end < start) continue;
+    try {
+      return JSON.parse(text.slice(start, end + 1));
+    } catch {
+      // try the next candidate
+    }
+  }
+  return undefined;
+}
+
+function Credentials({ server, token, setToken, setMessage }) {
   const [typed, setTyped] = useState('');
   if (!server?.auth) return null;
   return html`<section class="card" aria-labelledby="credentials-title">
@@ -217,7 +226,7 @@ function Credentials({ server, token, setToken }) {
     ${token
       ? html`<p>Calls from this console carry a token for ${server.name}, kept in this tab's session storage only. <button type="button" onClick=${() => setToken(undefined)}>Forget the token</button></p>`
       : html`<p>${server.name} needs credentials (${server.auth}).</p>`}
-    ${server.login && !token ? html`<${OAuthSignIn} server=${server} onToken=${setToken} />` : null}
+    ${server.login && !token ? html`<${OAuthSignIn} server=${server} onToken=${(t) => { setToken(t); setMessage(`Signed in to ${server.name}.`); }} />` : null}
     ${!token ? html`<form class="inline" onSubmit=${(e) => { e.preventDefault(); if (typed) setToken(typed); }}>
       <label for="server-token">Or paste a token or key for ${server.name}</label>
       <input id="server-token" type="password" autocomplete="off" value=${typed} onInput=${(e) => setTyped(e.target.value)} />
@@ -272,7 +281,7 @@ export function ServerPage({ name, server, activity }) {
           onOutcome=${(r) => setMessage(r.ok ? `Stopped process ${i.id}.` : `Stopping ${i.id} failed: ${errorText(r)}`)} />`}</td>
       </tr>`)}</tbody>
     </table></div>`}
-    <${Credentials} server=${server} token=${token} setToken=${setToken} />
+    <${Credentials} server=${server} token=${token} setToken=${setToken} setMessage=${setMessage} />
     <h2>Tools</h2>
     ${listBody(lists.tools, (tools) => html`<div class="tools">${tools.map((t) => html`<${ToolCard} key=${t.name} server=${name} tool=${t} token=${token} />`)}</div>`)}
     <h2>Resources</h2>
