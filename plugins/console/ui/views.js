@@ -136,7 +136,7 @@ export function ActivityChart({ name, activity }) {
       height: 160,
       series: [{}, { label: 'calls/s', stroke: '#2563eb', width: 1.5 }, { label: 'ms', stroke: '#d97706', width: 1, scale: 'ms' }],
       axes: [{}, { label: 'calls/s', size: 50 }, { side: 1, scale: 'ms', label: 'ms', size: 50, grid: { show: false } }],
-      legend: { show: true },
+      legend: { show: true, live: false },
     }, data, box.current);
     return () => plot.current.destroy();
   }, []);
@@ -266,7 +266,7 @@ export function ServerPage({ name, server, activity }) {
       <dt>Calls in flight</dt><dd>${server.inFlight}</dd>
       <dt>Restarts</dt><dd>${server.restarts}</dd>
       <dt>Uptime</dt><dd>${server.upSince ? duration(now - server.upSince) : '—'}</dd>
-      <dt>Last error</dt><dd class="error-text">${server.lastError ?? 'none'}</dd>
+      <dt>Last error</dt><dd class=${server.lastError ? 'error-text' : ''}>${server.lastError ?? 'none'}</dd>
     </dl>
     <div class="actions">${restartAction(name, setMessage)}</div>
     <h2>Processes</h2>
