@@ -127,6 +127,8 @@ export interface UpstreamOptions {
   /** a short label for logs (server name and identity key) */
   readonly label: string;
   readonly log: Logger;
+  /** the kernel's event bus, for transports that report what their servers say (`upstream.stderr`) */
+  readonly events?: EventBus;
 }
 
 export interface TransportFactory {
@@ -227,6 +229,8 @@ export interface GatewayEvents {
   'upstream.started': { server: string };
   /** a server instance finished its handshake and takes calls (after each start or restart) */
   'upstream.ready': { server: string };
+  /** a line a server wrote to its error output, when the log does not already carry it (below debug level) */
+  'upstream.stderr': { server: string; label: string; line: string };
   /** a server instance went down without the gateway asking; `wasUp` is false when it never came up */
   'upstream.crashed': { server: string; wasUp: boolean; willRetry: boolean };
   /** the gateway stopped a server instance (idle, evicted, gateway stopping) */

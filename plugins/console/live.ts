@@ -49,6 +49,9 @@ export class LiveFeeds {
       this.off.push(this.bus.on(name, (e) => this.serverChanged(e.server)));
     }
     this.off.push(this.bus.on('log.line', (e) => this.logLine(e.line)));
+    // below debug level the log leaves servers' stderr out: the tail shows it in the log's own shape
+    this.off.push(this.bus.on('upstream.stderr', (e) =>
+      this.logLine(JSON.stringify({ level: 30, time: Date.now(), plugin: 'transport-stdio', upstream: e.label, server: e.server, stderr: e.line, msg: 'server stderr' }))));
     this.pingTimer = setInterval(() => {
       for (const feed of [...this.events, ...this.logs]) if (!feed.res.writableEnded) feed.res.write(': ping\n\n');
     }, PING_MS);

@@ -59,7 +59,7 @@ export class InstancePool {
     if (!factory) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `no transport "${server.transport}"`);
     const label = shared ? server.name : `${server.name}#${key.slice(server.name.length + 1, server.name.length + 13)}`;
     const log = this.log.child({ server: label });
-    const upstream = factory.create({ server, env: identity.env, label, log });
+    const upstream = factory.create({ server, env: identity.env, label, log, events: this.options.events });
     const instance = new ServerInstance({ name: server.name, upstream, log, ...this.options, ...this.hooksFor(server, key) });
     this.instances.set(key, instance);
     if (!shared) {

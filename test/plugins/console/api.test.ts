@@ -209,6 +209,11 @@ describe('console: the /api routes', function () {
       expect(logLines.some((l) => l.includes('console log test line'))).to.equal(true);
       gateway.kernel.log.warn('a later line');
       await sse.next((e) => e.event === 'log' && e.data.includes('a later line'), 10_000, 'a live line');
+      // below debug level the log leaves out servers' stderr; the tail shows it, in the log's shape
+      expect(logLines.some((l) => l.includes('server stderr'))).to.equal(false);
+      await post(gateway, '/api/servers/everything/restart', {});
+      const stderr = await sse.next((e) => e.event === 'log' && e.data.includes('Starting default'), 10_000, 'a stderr line');
+      expect(JSON.parse(stderr.data)).to.deep.include({ level: 30, server: 'everything', upstream: 'everything', stderr: 'Starting default (STDIO) server...', msg: 'server stderr' });
     } finally {
       sse.close();
     }
