@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     await page.screenshot({ path: join(docs, 'console-server.png'), clip: { x: 0, y: 0, width: 1280, height: 1400 }, fullPage: true });
 
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.goto(`${base}/`);
+    await page.getByRole('link', { name: '← All servers' }).click();
     await page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'everything' }) }).getByText('up', { exact: true }).waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(docs, 'console-phone.png') });
     process.stdout.write(`wrote ${['console-overview.png', 'console-server.png', 'console-phone.png'].map((f) => join('docs', f)).join(', ')}\n`);

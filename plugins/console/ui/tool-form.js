@@ -49,18 +49,18 @@ function Field({ tool, name, schema, required }) {
   const kind = kindOf(schema);
   let control;
   if (kind === 'boolean') {
-    control = html`<input id=${id} name=${name} type="checkbox" aria-describedby=${described} checked=${schema.default === true} onChange=${(e) => (e.target.dataset.touched = '1')} />`;
+    control = html`<input id=${id} name=${name} type="checkbox" aria-describedby=${described} defaultChecked=${schema.default === true} onChange=${(e) => (e.target.dataset.touched = '1')} />`;
   } else if (kind === 'enum') {
     control = html`<select id=${id} name=${name} aria-describedby=${described} required=${required}>
       ${required ? null : html`<option value="">(none)</option>`}
       ${schema.enum.map((v) => html`<option value=${String(v)} selected=${schema.default === v}>${String(v)}</option>`)}
     </select>`;
   } else if (kind === 'number' || kind === 'integer') {
-    control = html`<input id=${id} name=${name} type="number" step=${kind === 'integer' ? '1' : 'any'} aria-describedby=${described} required=${required} value=${schema.default ?? ''} />`;
+    control = html`<input id=${id} name=${name} type="number" step=${kind === 'integer' ? '1' : 'any'} aria-describedby=${described} required=${required} defaultValue=${schema.default ?? ''} />`;
   } else if (kind === 'string') {
-    control = html`<input id=${id} name=${name} type="text" aria-describedby=${described} required=${required} value=${schema.default ?? ''} />`;
+    control = html`<input id=${id} name=${name} type="text" aria-describedby=${described} required=${required} defaultValue=${schema.default ?? ''} />`;
   } else {
-    control = html`<textarea id=${id} name=${name} rows="3" aria-describedby=${described} required=${required} placeholder=${kind === 'array' ? '[ ]' : '{ }'}>${schema.default !== undefined ? JSON.stringify(schema.default) : ''}</textarea>`;
+    control = html`<textarea id=${id} name=${name} rows="3" aria-describedby=${described} required=${required} placeholder=${kind === 'array' ? '[ ]' : '{ }'} defaultValue=${schema.default !== undefined ? JSON.stringify(schema.default) : ''}></textarea>`;
   }
   return html`<div class="field">
     <label for=${id}>${name}${required ? html`<span aria-hidden="true"> *</span>` : ''}</label>

@@ -92,7 +92,7 @@ export function Overview({ servers, activity }) {
     <h1>Servers</h1>
     <p role="status" class="outcome">${message}</p>
     <div class="scroll">
-      <table>
+      <table class="servers">
         <caption class="sr-only">Every server of this gateway, live</caption>
         <thead><tr>
           <th scope="col">Server</th><th scope="col">Transport</th><th scope="col">Auth</th><th scope="col">State</th>
@@ -103,16 +103,16 @@ export function Overview({ servers, activity }) {
           ${servers.map((s) => html`
             <tr key=${s.name} data-server=${s.name}>
               <th scope="row"><a href=${`#/servers/${encodeURIComponent(s.name)}`}>${s.name}</a></th>
-              <td>${s.transport}</td>
-              <td>${s.auth ?? 'none'}</td>
-              <td><${StateBadge} state=${s.state} /></td>
-              <td>${s.instances?.length ?? 0}</td>
-              <td>${s.sessions ?? 0}</td>
-              <td>${s.inFlight ?? 0}</td>
-              <td>${s.restarts ?? 0}</td>
-              <td>${s.upSince ? duration(now - s.upSince) : '—'}</td>
-              <td class="error-text">${s.lastError ?? ''}</td>
-              <td>${restartAction(s.name, setMessage)}</td>
+              <td data-label="Transport">${s.transport}</td>
+              <td data-label="Auth">${s.auth ?? 'none'}</td>
+              <td data-label="State"><${StateBadge} state=${s.state} /></td>
+              <td data-label="Processes">${s.instances?.length ?? 0}</td>
+              <td data-label="Sessions">${s.sessions ?? 0}</td>
+              <td data-label="Calls in flight">${s.inFlight ?? 0}</td>
+              <td data-label="Restarts">${s.restarts ?? 0}</td>
+              <td data-label="Uptime">${s.upSince ? duration(now - s.upSince) : '—'}</td>
+              <td data-label="Last error" class="error-text">${s.lastError ?? ''}</td>
+              <td data-label="Actions">${restartAction(s.name, setMessage)}</td>
             </tr>`)}
         </tbody>
       </table>

@@ -66,6 +66,11 @@ describe('console: the page in a real browser', function () {
     await page.getByRole('heading', { level: 1, name: /everything/ }).waitFor();
     const echo = page.getByRole('region', { name: 'echo', exact: true });
     await echo.getByLabel('message').fill('hello from Chromium');
+    // the page re-renders every second (uptime, charts): what was typed must survive it
+    const uptime = page.locator('dt:text-is("Uptime") + dd');
+    const shown = await uptime.textContent();
+    await page.waitForFunction((before) => document.evaluate('//dt[.="Uptime"]/following-sibling::dd[1]', document, null, XPathResult.STRING_TYPE).stringValue !== before, shown, { timeout: 10_000 });
+    expect(await echo.getByLabel('message').inputValue()).to.equal('hello from Chromium');
     await echo.getByRole('button', { name: 'Run' }).click();
     await echo.getByText('Echo: hello from Chromium').waitFor({ timeout: 15_000 });
   });
