@@ -212,7 +212,7 @@ describe('console: the /api routes', function () {
       // below debug level the log leaves out servers' stderr; the tail shows it, in the log's shape
       expect(logLines.some((l) => l.includes('server stderr'))).to.equal(false);
       await post(gateway, '/api/servers/everything/restart', {});
-      const stderr = await sse.next((e) => e.event === 'log' && e.data.includes('Starting default'), 10_000, 'a stderr line');
+      const stderr = await sse.next((e) => e.event === 'log' && e.data.includes('Starting default') && e.data.includes('"server":"everything"'), 10_000, 'a stderr line of everything');
       expect(JSON.parse(stderr.data)).to.deep.include({ level: 30, server: 'everything', upstream: 'everything', stderr: 'Starting default (STDIO) server...', msg: 'server stderr' });
     } finally {
       sse.close();
