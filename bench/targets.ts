@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -370,7 +371,7 @@ async function startDirect(): Promise<RunningTarget> {
   };
 }
 
-function authBlock(): Record<string, unknown> {
+function authBlock(validateUrl: string): Record<string, unknown> {
   return {
     type: 'oauth2',
     flow: 'pkce',
@@ -379,7 +380,15 @@ function authBlock(): Record<string, unknown> {
     scopes: ['x'],
     client_id_env: 'BENCH_CLIENT_ID',
     env_var_name: 'BENCH_TOKEN',
+    validate_url: validateUrl,
   };
+}
+
+/** A userinfo endpoint that knows every token: the gateway verifies each bench token once, then uses its cache. */
+async function startTokenValidator(): Promise<{ url: string; close(): void }> {
+  const server = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"sub":"bench"}'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/userinfo`, close: () => void server.close() };
 }
 
 async function startHttpTarget(
@@ -414,7 +423,8 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'fluidmcp-bench-'));
   const [cmd, args] = upstreamCommand();
   const entry: Record<string, unknown> = { command: cmd, args };
-  if (options.auth) entry['auth'] = authBlock();
+  const validator = options.auth ? await startTokenValidator() : undefined;
+  if (validator) entry['auth'] = authBlock(validator.url);
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ mcpServers: { [SERVER_NAME]: entry } }));
   // start it as the `fluidmcp` bin would: with the Node flags of its shebang line
@@ -429,7 +439,10 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
       env: options.auth ? { BENCH_CLIENT_ID: 'fluidmcp-bench' } : {},
       readyText: 'gateway ready at',
       probeToken: options.auth ? (options.probeToken ?? 'fluidmcp-bench-probe') : undefined,
-      cleanup: () => rmSync(dir, { recursive: true, force: true }),
+      cleanup: () => {
+        validator?.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
     },
   );
 }

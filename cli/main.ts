@@ -78,6 +78,7 @@ await yargs(hideBin(process.argv))
         .option('plugin', { type: 'string', describe: 'a plugin module name or path to load (repeatable)' })
         .option('state-store', { type: 'string', describe: 'where pending logins live: redis://host:port/db (shared by replicas) or memory (default)' })
         .option('replica-id', { type: 'string', describe: 'this replica\'s name behind a load balancer: session ids start with it (see docs/deploy.md)' })
+        .option('group', { type: 'string', describe: 'serve several servers at one URL: name=server1,server2 (repeatable)' })
         .option('metrics', { type: 'boolean', default: false, describe: 'serve Prometheus metrics at GET /metrics' })
         .option('console', { type: 'boolean', default: true, describe: 'serve the web console at / and its API at /api (--no-console turns it off)' })
         .option('admin-token', { type: 'string', describe: 'open the console to non-loopback callers, who must present this token (or set FMCP_ADMIN_TOKEN)' })
@@ -101,6 +102,7 @@ await yargs(hideBin(process.argv))
         metrics: argv.metrics === true,
         console: argv.console !== false,
         adminToken: last(argv['admin-token']) ?? (process.env.FMCP_ADMIN_TOKEN || undefined),
+        groups: list(argv.group),
         packagesDir: argv['packages-dir'],
       }));
     },

@@ -2,6 +2,10 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
   createKernel,
+  describeGroup,
+  groups,
+  groupServers,
+  parseGroupFlag,
   isHttpUrl,
   loadConfigFile,
   metricsPrometheus,
@@ -42,6 +46,8 @@ export interface RunOptions {
   adminToken?: string;
   /** how long a signal waits for a graceful stop before exiting anyway, ms */
   stopTimeout?: number;
+  /** `--group name=a,b`: groups served at /{name}/mcp besides the config files' "groups" */
+  groups?: string[];
 }
 
 interface Prepared {
@@ -96,6 +102,7 @@ async function prepare(options: RunOptions): Promise<Prepared> {
     ? [fileSource(options.file)]
     : resolveRunTarget(options.target!, packagesDir(options.packagesDir));
   const servers: ServerDefinition[] = [];
+  const groupSources: { file: string; groups: Record<string, unknown> }[] = (options.groups ?? []).map((flag) => ({ file: '--group', groups: Object.fromEntries([parseGroupFlag(flag)]) }));
   const pluginSpecs: { spec: string; baseDir: string }[] = options.plugins.map((spec) => ({ spec, baseDir: process.cwd() }));
   let stateStore = options.stateStore !== undefined ? checkStateStore(options.stateStore, '--state-store') : undefined;
   let storeFrom = options.stateStore !== undefined ? '--state-store' : undefined;
@@ -103,6 +110,7 @@ async function prepare(options: RunOptions): Promise<Prepared> {
     say(`Reading ${source.label}...`);
     const loaded = loadConfigFile(source.file);
     servers.push(...loaded.servers);
+    if (loaded.groups !== undefined) groupSources.push({ file: loaded.file, groups: loaded.groups });
     if (loaded.stateStore !== undefined && options.stateStore === undefined) {
       const url = checkStateStore(loaded.stateStore, `"stateStore" in ${loaded.file}`);
       if (storeFrom !== undefined && url !== stateStore) {
@@ -116,6 +124,7 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   if (servers.length === 0) {
     throw new UsageError(`nothing to serve: ${sources.map((s) => s.file).join(', ')} ${sources.length === 1 ? 'has' : 'have'} no servers in "mcpServers"`);
   }
+  servers.push(...groupServers(groupSources, servers));
   const plugins: Plugin[] = [];
   const seen = new Set<string>();
   for (const { spec, baseDir } of pluginSpecs) {
@@ -129,6 +138,8 @@ async function prepare(options: RunOptions): Promise<Prepared> {
 }
 
 function describeServer(server: ServerDefinition): string {
+  const group = describeGroup(server);
+  if (group !== undefined) return group;
   const where = server.entry.url !== undefined ? `url ${new URL(server.entry.url).origin}` : `command ${server.entry.command}`;
   const auth = server.entry.auth ? `, auth ${server.entry.auth.type}${server.entry.auth.flow ? `/${server.entry.auth.flow}` : ''}` : '';
   return `${where}${auth}`;
@@ -139,7 +150,8 @@ function printStarted(kernel: Kernel, stateStore: string | undefined, metrics: b
   for (const server of kernel.servers.list()) {
     const strategy = server.auth ? kernel.authStrategies.get(server.auth) : undefined;
     const banner = strategy?.banner?.(server, publicUrl) ?? {};
-    say(`Added ${server.name} endpoints${banner.suffix ?? ''}`);
+    const group = describeGroup(server);
+    say(`Added ${server.name} endpoints${group !== undefined ? ` (${group})` : ''}${banner.suffix ?? ''}`);
     for (const line of banner.lines ?? []) say(/^\s/.test(line) ? line : `  ${line}`);
   }
   if (stateStore !== undefined) say(`Pending logins are kept in Redis at ${shownUrl(stateStore)}`);
@@ -212,6 +224,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
     for (const plugin of [...plugins, ...builtinPlugins()]) kernel.use(plugin);
     if (options.metrics) kernel.use(metricsPrometheus());
     if (options.console !== false) kernel.use(webConsole({ adminToken: options.adminToken }));
+    if (servers.some((s) => describeGroup(s) !== undefined)) kernel.use(groups());
     const started = kernel.start();
     handleSignals(kernel, started, options.stopTimeout ?? 10_000);
     await started;

@@ -61,6 +61,12 @@ export interface Identity {
    * to the new key's process. Default: `key`.
    */
   readonly principal?: string;
+  /**
+   * a separate, capped share of the server's processes for callers like this one (for example callers
+   * whose token nobody verified): at most `max` processes, and making room for one stops only another
+   * process of the same share, never a process outside it. Default: the server's common share.
+   */
+  readonly quota?: { readonly name: string; readonly max: number };
 }
 
 /** The value sessions are bound to: `principal`, or `key` without one. */
@@ -129,6 +135,8 @@ export interface UpstreamOptions {
   readonly log: Logger;
   /** the kernel's event bus, for transports that report what their servers say (`upstream.stderr`) */
   readonly events?: EventBus;
+  /** the caller this instance serves, for upstreams that call other servers as that caller (groups) */
+  readonly identity?: Identity;
 }
 
 export interface TransportFactory {
@@ -239,6 +247,8 @@ export interface GatewayEvents {
   'call.completed': { server: string; ms: number; ok: boolean };
   /** a login callback ended */
   'login.outcome': { server: string; outcome: LoginOutcome };
+  /** a request's credential was refused (answered 401 as invalid): nothing was served or started for it */
+  'auth.rejected': { server: string };
   /** an event stream toward a client opened or closed */
   'stream.opened': Record<string, never>;
   'stream.closed': Record<string, never>;

@@ -63,6 +63,7 @@ export const errors = {
   FMCP_ERR_BODY_ABORTED: createError('FMCP_ERR_BODY_ABORTED', 'The client closed the connection before the request body was complete', 400),
   FMCP_ERR_REQUEST_TIMEOUT: createError('FMCP_ERR_REQUEST_TIMEOUT', 'The request body did not arrive within %s ms', 408),
   FMCP_ERR_UNAUTHORIZED: createError('FMCP_ERR_UNAUTHORIZED', '%s', 401),
+  FMCP_ERR_AUTH_UNAVAILABLE: createError('FMCP_ERR_AUTH_UNAVAILABLE', 'Cannot check the credentials sent to "%s": %s', 503),
   FMCP_ERR_FORBIDDEN: createError('FMCP_ERR_FORBIDDEN', '%s', 403),
   FMCP_ERR_BAD_REQUEST: createError('FMCP_ERR_BAD_REQUEST', '%s', 400),
   FMCP_ERR_UNKNOWN_SERVER: createError('FMCP_ERR_UNKNOWN_SERVER', 'Unknown package "%s": this gateway serves %s', 404),

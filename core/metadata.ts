@@ -11,6 +11,8 @@ export interface LoadedConfig {
   readonly plugins: string[];
   /** `stateStore`: the URL of a pending-state store shared by replicas (a plugin decides what it serves) */
   readonly stateStore?: string;
+  /** `groups`: raw, checked only to be an object; a plugin validates and serves them */
+  readonly groups?: Record<string, unknown>;
 }
 
 const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -98,7 +100,8 @@ export function parseConfig(json: unknown, file: string, dir: string): LoadedCon
     }
     stateStore = json.stateStore;
   }
-  return { file, servers: defs, plugins, stateStore };
+  if (json.groups !== undefined && !isObject(json.groups)) throw configError(file, 'groups', 'expected an object mapping group names to {"servers": [...]}');
+  return { file, servers: defs, plugins, stateStore, groups: json.groups as Record<string, unknown> | undefined };
 }
 
 /** `${type}/${flow}` or `${type}`: the key an auth strategy is registered under. */

@@ -14,6 +14,8 @@ export interface PkceAuthConfig {
   /** unset: client_secret_post when a secret is set, none otherwise */
   readonly tokenEndpointAuthMethod?: TokenEndpointAuthMethod;
   readonly validateUrl?: string;
+  /** "none": tokens are accepted without asking the provider (set knowingly; the banner says so) */
+  readonly validate?: 'none';
 }
 
 /** Parameters the gateway sets itself; extra_params may not replace them. */
@@ -69,6 +71,14 @@ export function readAuthConfig(server: ServerDefinition): PkceAuthConfig {
     throw serverFieldError(server, 'auth.client_secret_env', `"${method}" sends a client secret: name the environment variable that holds it`);
   }
 
+  const validate = auth.validate;
+  if (validate !== undefined && validate !== 'none') {
+    throw serverFieldError(server, 'auth.validate', 'expected "none" (accept tokens without asking the provider), or leave it out to have every token verified');
+  }
+  if (validate === 'none' && validateUrl !== undefined) {
+    throw serverFieldError(server, 'auth.validate', '"none" turns verification off, yet auth.validate_url is set: remove one of them');
+  }
+
   return {
     authorizationUrl,
     tokenUrl,
@@ -79,5 +89,6 @@ export function readAuthConfig(server: ServerDefinition): PkceAuthConfig {
     extraParams: extra as Record<string, string>,
     tokenEndpointAuthMethod: method as TokenEndpointAuthMethod | undefined,
     validateUrl,
+    validate,
   };
 }

@@ -1,12 +1,16 @@
-import { definePlugin, MemoryStateStore, PENDING_STATE, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
+import { definePlugin, MemoryStateStore, PENDING_STATE, type JsonObject, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
 import { LoginFlow } from './login-flow.js';
 import { PkceStrategy, STRATEGY_KEY } from './strategy.js';
 import { TokenCheck } from './token-check.js';
+import { VerificationPlans } from './verification.js';
+import { handedOut, IssuedTokens, providerConfirmed, unverified } from './verifiers.js';
+import { tokenKey } from './pkce.js';
 
 export { challengeS256, createState, createVerifier, tokenKey, VERIFIER_PATTERN } from './pkce.js';
 export { readAuthConfig, type PkceAuthConfig, type TokenEndpointAuthMethod } from './config.js';
 export { SUCCESS_MESSAGE, REFRESH_MESSAGE } from './login-flow.js';
 export { STRATEGY_KEY };
+export { providerTokenIdentity, type PresentedToken, type TokenVerifier, type Verdict } from './verifiers.js';
 
 export interface AuthOAuth2PkceOptions {
   /** how long a started login may take before its callback, ms (default 10 minutes) */
@@ -15,8 +19,14 @@ export interface AuthOAuth2PkceOptions {
   maxPendingLogins?: number;
   /** bound on each call to a provider's token or validation endpoint, ms (default 10 s) */
   providerTimeoutMs?: number;
-  /** how long a `validate_url` verdict on a token is reused, ms (default 60 s) */
+  /** how long a provider's verdict on a token is reused, ms (default 60 s): a revoked token stops working within it */
   validationCacheMs?: number;
+  /** most verdicts kept (default 10,000; the oldest go first) */
+  maxCachedVerdicts?: number;
+  /** bound on each request for the provider's metadata at start-up, ms (default 5 s) */
+  discoveryTimeoutMs?: number;
+  /** with `"validate": "none"`: processes shared by callers whose token the gateway did not hand out, per server (default 4) */
+  unverifiedProcesses?: number;
   /** where client ids and secrets are read from (default process.env) */
   env?: NodeJS.ProcessEnv;
 }
@@ -24,7 +34,9 @@ export interface AuthOAuth2PkceOptions {
 /**
  * OAuth 2.0 authorization code flow with PKCE, hosted by the gateway, for servers whose auth block says
  * `"type": "oauth2", "flow": "pkce"`. Mounts GET /{name}/auth/login, GET /{name}/auth/callback and
- * POST /{name}/auth/refresh, and guards the server's routes with `Authorization: Bearer <token>`; the
+ * POST /{name}/auth/refresh, and guards the server's routes with `Authorization: Bearer <token>`,
+ * verified before anything is served or started (`validate_url`, else the provider's userinfo or
+ * introspection endpoint from its metadata, else start-up stops; `"validate": "none"` knowingly); the
  * token reaches the server process as the variable named by `env_var_name`. Tokens are handed to the
  * client and never kept. Pending logins go to the PENDING_STATE store (an in-memory one unless another
  * plugin provides it).
@@ -39,11 +51,21 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
     name: 'auth-oauth2-pkce',
     register(api) {
       let store: PendingStateStore | undefined;
-      const tokenCheck = new TokenCheck({ cacheMs: options.validationCacheMs ?? 60_000, maxEntries: 1000, timeoutMs: providerTimeoutMs });
+      const tokenCheck = new TokenCheck({ cacheMs: options.validationCacheMs ?? 60_000, maxEntries: options.maxCachedVerdicts ?? 10_000, timeoutMs: providerTimeoutMs });
+      const plans = new VerificationPlans(
+        { env, discoveryTimeoutMs: options.discoveryTimeoutMs ?? 5000, unverifiedProcesses: options.unverifiedProcesses ?? 4 },
+        api.log,
+      );
+      const issued = new IssuedTokens(10_000, 24 * 3600_000);
       const publicUrl = (): string => api.kernel.publicUrl();
       const loginUrl = (server: ServerDefinition): string => `${publicUrl()}/${encodeURIComponent(server.name)}/auth/login`;
-      const strategy = new PkceStrategy(loginUrl, tokenCheck, env, api.log);
-      const routes = new LoginFlow(api.servers, strategy, () => store!, publicUrl, { pendingLoginTtlMs, providerTimeoutMs, env, events: api.events }, api.log);
+      // the first verifier with a verdict decides; a token none vouches for gets 401 and starts nothing
+      const verifiers = [providerConfirmed(plans, tokenCheck), handedOut(plans, issued), unverified(plans)];
+      const strategy = new PkceStrategy(loginUrl, plans, verifiers, env, api.log, api.events);
+      const onHandedOut = (server: ServerDefinition, tokenData: JsonObject): void => {
+        if (typeof tokenData.access_token === 'string') issued.remember(server.name, tokenKey(tokenData.access_token), tokenData);
+      };
+      const routes = new LoginFlow(api.servers, strategy, () => store!, publicUrl, { pendingLoginTtlMs, providerTimeoutMs, env, events: api.events, handedOut: onHandedOut }, api.log);
 
       api.authStrategies.register(STRATEGY_KEY, strategy, api.name);
       api.route({ method: 'GET', path: '/:name/auth/login', handler: (ctx) => routes.login(ctx) });
@@ -58,7 +80,11 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
           api.provide(PENDING_STATE, store);
         }
       });
-      api.addHook('onClose', () => tokenCheck.clear());
+      api.addHook('onClose', () => {
+        tokenCheck.clear();
+        issued.clear();
+        plans.clear();
+      });
       api.addHealth((server) => (server.auth === STRATEGY_KEY ? { login: loginUrl(server) } : {}));
     },
   });

@@ -21,6 +21,8 @@ export interface LoginFlowOptions {
   readonly env: NodeJS.ProcessEnv;
   /** where login.outcome goes */
   readonly events?: EventBus;
+  /** told of every token answer the gateway hands to a client */
+  readonly handedOut?: (server: ServerDefinition, tokenData: JsonObject) => void;
 }
 
 /** A login between /auth/login and /auth/callback, kept in the pending-state store under its `state`. */
@@ -125,6 +127,7 @@ export class LoginFlow {
       throw err;
     });
     this.outcome(server, 'success');
+    this.options.handedOut?.(server, tokenData);
     this.log.info({ server: server.name }, 'login completed: tokens handed to the client');
     sendJson(ctx.res, 200, { success: true, package: server.name, token_data: tokenData, message: SUCCESS_MESSAGE }, NO_STORE);
   }
@@ -147,6 +150,7 @@ export class LoginFlow {
       timeoutMs: this.options.providerTimeoutMs,
       retryHint: `Sign in again at ${this.loginUrl(server)}`,
     }));
+    this.options.handedOut?.(server, tokenData);
     this.log.info({ server: server.name }, 'tokens refreshed');
     sendJson(ctx.res, 200, { success: true, package: server.name, token_data: tokenData, message: REFRESH_MESSAGE }, NO_STORE);
   }

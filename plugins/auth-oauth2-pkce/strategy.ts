@@ -1,7 +1,8 @@
-import { errors, type AuthStrategy, type Identity, type Logger, type RequestContext, type ServerDefinition } from '../../core/index.js';
+import { errors, type AuthStrategy, type EventBus, type Identity, type Logger, type RequestContext, type ServerDefinition } from '../../core/index.js';
 import { readAuthConfig, type PkceAuthConfig } from './config.js';
 import { tokenKey } from './pkce.js';
-import type { TokenCheck } from './token-check.js';
+import type { VerificationPlans } from './verification.js';
+import type { PresentedToken, TokenVerifier } from './verifiers.js';
 
 export const STRATEGY_KEY = 'oauth2/pkce';
 
@@ -9,18 +10,25 @@ export const STRATEGY_KEY = 'oauth2/pkce';
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
 /**
- * The `oauth2`/`pkce` auth strategy: checks each server's auth block at start and turns a request's
- * Bearer token into an identity whose server process gets the token in `env_var_name`.
+ * The `oauth2`/`pkce` auth strategy: checks each server's auth block at start, decides how its tokens are
+ * verified, and turns a request's Bearer token into an identity whose server process gets the token in
+ * `env_var_name`. Nothing is served or started for a token no verifier of the chain vouched for.
  */
 export class PkceStrategy implements AuthStrategy {
   readonly key = STRATEGY_KEY;
   private readonly configs = new Map<string, PkceAuthConfig>();
 
+  /**
+   * @param verifiers asked in order; the first with a verdict decides, and a token none vouches for is
+   *   refused (sealed tokens the gateway issued would come first, then the provider-confirmed ones)
+   */
   constructor(
     private readonly loginUrl: (server: ServerDefinition) => string,
-    private readonly tokenCheck: TokenCheck,
+    private readonly plans: VerificationPlans,
+    private readonly verifiers: readonly TokenVerifier[],
     private readonly env: NodeJS.ProcessEnv,
     private readonly log: Logger,
+    private readonly events?: EventBus,
   ) {}
 
   /** The validated auth block of a server this strategy guards. */
@@ -37,7 +45,7 @@ export class PkceStrategy implements AuthStrategy {
     this.configs.set(server.name, readAuthConfig(server));
   }
 
-  setup(server: ServerDefinition): void {
+  async setup(server: ServerDefinition): Promise<void> {
     const config = this.configOf(server);
     if (!this.env[config.clientIdEnv]) {
       this.log.warn({ server: server.name, variable: config.clientIdEnv },
@@ -49,34 +57,47 @@ export class PkceStrategy implements AuthStrategy {
         this.log.warn({ server: server.name, field }, `auth.${field} uses plain http on a non-loopback host: codes and tokens would cross the network unencrypted`);
       }
     }
+    await this.plans.setup(server, config);
   }
 
   banner(server: ServerDefinition, publicUrl: string): { suffix: string; lines: string[] } {
-    return { suffix: ' with OAuth support', lines: [`  Login: ${publicUrl}/${server.name}/auth/login`] };
+    const verification = this.plans.describe(server);
+    return { suffix: ' with OAuth support', lines: [`  Login: ${publicUrl}/${server.name}/auth/login`, ...(verification ? [verification] : [])] };
   }
 
   async authenticate(ctx: RequestContext, server: ServerDefinition): Promise<Identity> {
     const config = this.configOf(server);
+    const token = this.presentedToken(ctx, server);
+    for (const verifier of this.verifiers) {
+      const verdict = await verifier.verify(token, server, config);
+      if (verdict === undefined) continue;
+      if ('rejected' in verdict) {
+        this.log.debug({ server: server.name, identity: token.hash.slice(0, 12), verifier: verifier.name }, 'token rejected');
+        throw this.rejected(ctx, server, verdict.rejected);
+      }
+      this.log.trace({ server: server.name, identity: token.hash.slice(0, 12), subject: verdict.identity.subject, verifier: verifier.name }, 'bearer accepted');
+      return verdict.identity;
+    }
+    throw this.rejected(ctx, server, `The token sent to "${server.name}" could not be verified`);
+  }
+
+  /** The Bearer token of the request (RFC 6750 section 2.1), or a 401 without one. */
+  private presentedToken(ctx: RequestContext, server: ServerDefinition): PresentedToken {
     const header = ctx.req.headers.authorization;
     if (header === undefined || header === '') {
       throw this.unauthorized(ctx, server, undefined, `"${server.name}" needs a Bearer token`);
     }
-    const token = BEARER.exec(header)?.[1];
-    if (!token) {
+    const value = BEARER.exec(header)?.[1];
+    if (!value) {
       throw this.unauthorized(ctx, server, 'invalid_request', `The Authorization header for "${server.name}" is not "Bearer <access_token>"`);
     }
-    const key = tokenKey(token);
-    let subject = `token ${key.slice(0, 8)}`;
-    if (config.validateUrl) {
-      const verdict = await this.tokenCheck.check(server.name, config.validateUrl, token, key);
-      if (!verdict.accepted) {
-        this.log.debug({ server: server.name, identity: key.slice(0, 12) }, 'token rejected by validate_url');
-        throw this.unauthorized(ctx, server, 'invalid_token', `The provider rejected the token sent to "${server.name}" (it may have expired or been revoked)`);
-      }
-      if (verdict.subject) subject = verdict.subject;
-    }
-    this.log.trace({ server: server.name, identity: key.slice(0, 12), subject }, 'bearer accepted');
-    return { key, env: { [config.envVarName]: token }, subject };
+    return { value, hash: tokenKey(value) };
+  }
+
+  /** 401 invalid_token, counted as `auth.rejected`. */
+  private rejected(ctx: RequestContext, server: ServerDefinition, what: string): Error {
+    this.events?.emit('auth.rejected', { server: server.name });
+    return this.unauthorized(ctx, server, 'invalid_token', what);
   }
 
   private unauthorized(ctx: RequestContext, server: ServerDefinition, error: string | undefined, what: string): Error {

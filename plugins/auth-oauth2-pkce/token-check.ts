@@ -7,6 +7,22 @@ export interface TokenVerdict {
   readonly subject?: string;
 }
 
+/**
+ * Where a provider confirms tokens: an endpoint that answers a GET with the Bearer token 2xx when it is
+ * good and 4xx when not (`validate_url`, userinfo, tokeninfo), or an RFC 7662 introspection endpoint
+ * that the gateway calls with its own client credentials.
+ */
+export type TokenEndpoint =
+  | { readonly kind: 'bearer'; readonly url: string; readonly name: string }
+  | {
+      readonly kind: 'introspection';
+      readonly url: string;
+      readonly name: string;
+      readonly clientId: string;
+      readonly clientSecret: string;
+      readonly method: 'client_secret_basic' | 'client_secret_post';
+    };
+
 export interface TokenCheckOptions {
   readonly cacheMs: number;
   readonly maxEntries: number;
@@ -14,9 +30,9 @@ export interface TokenCheckOptions {
 }
 
 /**
- * Checks tokens against a provider endpoint (userinfo, tokeninfo) with a GET and the Bearer, once per
- * token: verdicts are cached by token hash for a short time, and concurrent checks of one token share
- * one request. Failures to reach the endpoint are not cached.
+ * Checks tokens at a provider endpoint once per token: verdicts are cached by token hash for a short
+ * time (so a revoked token stops working within `cacheMs`), bounded in number, and concurrent checks of
+ * one token share one request. Failures to reach the endpoint are not cached: they are a 503.
  */
 export class TokenCheck {
   private readonly verdicts = new Map<string, { verdict: TokenVerdict; expires: number }>();
@@ -24,14 +40,14 @@ export class TokenCheck {
 
   constructor(private readonly options: TokenCheckOptions) {}
 
-  async check(serverName: string, url: string, token: string, hash: string): Promise<TokenVerdict> {
-    const key = `${url}\u0000${hash}`;
+  async check(serverName: string, endpoint: TokenEndpoint, token: string, hash: string): Promise<TokenVerdict> {
+    const key = `${endpoint.url}\u0000${hash}`;
     const cached = this.verdicts.get(key);
     if (cached && cached.expires > Date.now()) return cached.verdict;
     if (cached) this.verdicts.delete(key);
     let pending = this.inFlight.get(key);
     if (!pending) {
-      pending = this.ask(serverName, url, token).finally(() => this.inFlight.delete(key));
+      pending = this.ask(serverName, endpoint, token).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
     const verdict = await pending;
@@ -49,19 +65,14 @@ export class TokenCheck {
     while (this.verdicts.size > this.options.maxEntries) this.verdicts.delete(this.verdicts.keys().next().value as string);
   }
 
-  private async ask(serverName: string, url: string, token: string): Promise<TokenVerdict> {
+  private async ask(serverName: string, endpoint: TokenEndpoint, token: string): Promise<TokenVerdict> {
     const { timeoutMs } = this.options;
     const signal = AbortSignal.timeout(timeoutMs);
+    const where = `${endpoint.name} ${endpoint.url}`;
     let status: number;
     let text = '';
     try {
-      const answer = await request(url, {
-        method: 'GET',
-        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        signal,
-      });
+      const answer = await request(endpoint.url, { ...requestFor(endpoint, token), headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal });
       status = answer.statusCode;
       if (status >= 200 && status < 300 && String(answer.headers['content-type'] ?? '').includes('json')) {
         text = await answer.body.text();
@@ -70,28 +81,58 @@ export class TokenCheck {
       }
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (signal.aborted || (e.code?.startsWith('UND_ERR_') && e.code.endsWith('TIMEOUT'))) {
-        throw errors.FMCP_ERR_TIMEOUT(`Checking the token of "${serverName}" at auth.validate_url ${url}`, timeoutMs);
-      }
-      throw errors.FMCP_ERR_UPSTREAM(serverName, `cannot check the token at auth.validate_url ${url} (${e.code ?? e.message}). Check the URL and that the provider is up`);
+      const why = signal.aborted || (e.code?.startsWith('UND_ERR_') && e.code.endsWith('TIMEOUT'))
+        ? `no answer within ${timeoutMs} ms`
+        : e.code === 'ECONNREFUSED' ? 'connection refused' : e.code === 'ENOTFOUND' ? 'host not found' : (e.code ?? e.message);
+      throw errors.FMCP_ERR_AUTH_UNAVAILABLE(serverName, `the provider cannot be reached at ${where} (${why}), so the token was neither accepted nor refused. Try again shortly; if it lasts, check that the provider is up`);
     }
-    if (status >= 200 && status < 300) return { accepted: true, subject: subjectOf(text) };
-    if (status >= 400 && status < 500) return { accepted: false };
-    throw errors.FMCP_ERR_UPSTREAM(serverName, `auth.validate_url ${url} answered HTTP ${status} while checking a token. Try again later`);
+    if (endpoint.kind === 'introspection') {
+      if (status === 401 || status === 403) {
+        throw errors.FMCP_ERR_AUTH_UNAVAILABLE(serverName, `${where} refused the gateway's client credentials (HTTP ${status}): check the client id and secret variables and auth.token_endpoint_auth_method`);
+      }
+      const body = parseObject(text);
+      if (status >= 200 && status < 300 && body && typeof body.active === 'boolean') {
+        return body.active === true ? { accepted: true, subject: subjectOf(body) } : { accepted: false };
+      }
+    } else {
+      if (status >= 200 && status < 300) return { accepted: true, subject: subjectOf(parseObject(text)) };
+      if (status >= 400 && status < 500) return { accepted: false };
+    }
+    throw errors.FMCP_ERR_AUTH_UNAVAILABLE(serverName, `${where} answered HTTP ${status} while checking a token${endpoint.kind === 'introspection' ? ' without an "active" verdict' : ''}. Try again later`);
   }
 }
 
-/** A short display name from a userinfo or tokeninfo answer. */
-function subjectOf(text: string): string | undefined {
+function requestFor(endpoint: TokenEndpoint, token: string): { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string } {
+  if (endpoint.kind === 'bearer') return { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'application/json' } };
+  const form = new URLSearchParams({ token, token_type_hint: 'access_token' });
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  if (endpoint.method === 'client_secret_basic') {
+    // RFC 6749 section 2.3.1: each part form-encoded before base64
+    const part = (v: string): string => encodeURIComponent(v).replace(/%20/g, '+');
+    headers.authorization = `Basic ${Buffer.from(`${part(endpoint.clientId)}:${part(endpoint.clientSecret)}`).toString('base64')}`;
+  } else {
+    form.set('client_id', endpoint.clientId);
+    form.set('client_secret', endpoint.clientSecret);
+  }
+  return { method: 'POST', headers, body: form.toString() };
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
   try {
-    const body = JSON.parse(text) as Record<string, unknown>;
-    for (const field of ['preferred_username', 'login', 'sub', 'email']) {
-      const value = body[field];
-      if (typeof value === 'string' && value !== '') return value.replace(/[^\w.@+-]/g, '').slice(0, 64) || undefined;
-      if (typeof value === 'number') return String(value);
-    }
+    const value = JSON.parse(text) as unknown;
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
-    // not JSON: the token is still accepted
+    return undefined;
+  }
+}
+
+/** A short display name from a userinfo, tokeninfo or introspection answer. */
+function subjectOf(body: Record<string, unknown> | undefined): string | undefined {
+  if (!body) return undefined;
+  for (const field of ['preferred_username', 'username', 'login', 'sub', 'email']) {
+    const value = body[field];
+    if (typeof value === 'string' && value !== '') return value.replace(/[^\w.@+-]/g, '').slice(0, 64) || undefined;
+    if (typeof value === 'number') return String(value);
   }
   return undefined;
 }

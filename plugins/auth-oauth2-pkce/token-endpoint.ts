@@ -115,7 +115,7 @@ function transportError(err: unknown, serverName: string, where: string, timeout
   return errors.FMCP_ERR_UPSTREAM(serverName, `cannot reach ${where} (${why}). Check auth.token_url and that the provider is up, then try again`);
 }
 
-async function readBounded(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<string> {
+export async function readBounded(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {

@@ -32,6 +32,7 @@ export class GatewayMetrics {
   private readonly crashes: Counter<'package'>;
   private readonly streams: Gauge;
   private readonly logins: Counter<'package' | 'outcome'>;
+  private readonly rejected: Counter<'package'>;
 
   constructor(client: PromClient, private readonly servers: ServerCatalog, settings: GatewayMetricsSettings) {
     const registry = new client.Registry();
@@ -80,6 +81,12 @@ export class GatewayMetrics {
       labelNames: ['package', 'outcome'],
       registers,
     });
+    this.rejected = new client.Counter({
+      name: 'fluidmcp_auth_rejected_total',
+      help: 'Requests refused with 401 for an invalid credential (a made-up, expired or revoked token), by package: nothing was served or started for them',
+      labelNames: ['package'],
+      registers,
+    });
     const { pendingLogins, log } = settings;
     new client.Gauge({
       name: 'fluidmcp_pending_logins',
@@ -108,6 +115,7 @@ export class GatewayMetrics {
       this.callDuration.zero({ ...pkg, outcome: 'ok' });
       this.callDuration.zero({ ...pkg, outcome: 'error' });
       if (server.entry.auth) for (const outcome of SHOWN_LOGIN_OUTCOMES) this.logins.inc({ ...pkg, outcome }, 0);
+      if (server.entry.auth) this.rejected.inc(pkg, 0);
     }
     this.streams.inc(0);
   }
@@ -132,6 +140,7 @@ export class GatewayMetrics {
     events.on('login.outcome', (e) => {
       this.logins.inc({ package: this.packageOf(e.server), outcome: e.outcome });
     });
+    events.on('auth.rejected', (e) => this.rejected.inc({ package: this.packageOf(e.server) }));
     events.on('stream.opened', () => this.streams.inc());
     events.on('stream.closed', () => this.streams.dec());
   }

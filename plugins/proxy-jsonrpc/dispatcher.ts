@@ -27,6 +27,8 @@ export interface DispatcherOptions extends PoolOptions {
 export class Dispatcher {
   readonly pool: InstancePool;
   readonly sessions: SessionStore;
+  /** also told every broadcast notification of an instance (2026-07-28 `subscriptions/listen` streams) */
+  readonly broadcastListeners = new Set<(instanceKey: string, message: JsonObject) => void>();
 
   constructor(
     readonly catalog: ServerCatalog,
@@ -39,6 +41,7 @@ export class Dispatcher {
       fallbackSessions: () => this.sessions.ofInstance(key),
       broadcast: (message) => {
         for (const s of this.sessions.ofInstance(key)) s.push(message);
+        for (const listener of this.broadcastListeners) listener(key, message);
       },
     }));
   }

@@ -3,6 +3,9 @@ import { Channels } from './channels.js';
 import { ServerControls } from './control.js';
 import { Dispatcher, withTimeout } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
+import { ModernEndpoint } from './modern-endpoint.js';
+import { MrtrBridge } from './mrtr-bridge.js';
+import { Subscriptions } from './subscriptions.js';
 import { StreamableHttpEndpoint } from './streamable-http.js';
 import { ToolRoutes } from './tool-routes.js';
 
@@ -25,6 +28,10 @@ export interface ProxyOptions {
   drainMs?: number;
   /** most sessions at once; beyond, the least recently seen ends (default 10,000) */
   maxSessions?: number;
+  /** protocol 2026-07-28: `ttlMs` on cacheable results of servers without auth (default 0; servers with auth get 0 and "private") */
+  cacheTtlMs?: number;
+  /** protocol 2026-07-28: how long a call bridged to MRTR waits for the client's retry (default: callTimeoutMs) */
+  inputTimeoutMs?: number;
 }
 
 /**
@@ -58,7 +65,14 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       const channels = new Channels(dispatcher);
       api.provide(CHANNELS, channels);
       api.provide(SERVER_CONTROL, new ServerControls(dispatcher, options.handshakeTimeoutMs ?? 30_000));
-      const endpoint = new StreamableHttpEndpoint(dispatcher, () => api.tryResolve(EVENT_STREAMS));
+      const streams = () => api.tryResolve(EVENT_STREAMS);
+      const bridge = new MrtrBridge({ inputTimeoutMs: options.inputTimeoutMs ?? options.callTimeoutMs ?? 60_000, replicaId: api.kernel.options.replicaId ?? '' });
+      const subscriptions = new Subscriptions(dispatcher, streams, options.handshakeTimeoutMs ?? 30_000);
+      const modern = new ModernEndpoint(dispatcher, streams, bridge, subscriptions, {
+        cacheTtlMs: options.cacheTtlMs ?? 0,
+        handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
+      });
+      const endpoint = new StreamableHttpEndpoint(dispatcher, streams, modern);
       const tools = new ToolRoutes(channels);
 
       api.route({ method: 'POST', path: '/:name/mcp', guard: 'name', handler: (ctx) => endpoint.post(ctx) });
@@ -91,6 +105,8 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
         await Promise.all(starting);
       });
       api.addHook('preClose', async () => {
+        bridge.stop();
+        subscriptions.closeAll();
         await dispatcher.drain(options.drainMs ?? 3000);
         for (const s of dispatcher.sessions.all()) s.stream?.close('gateway stopping');
       });

@@ -24,6 +24,7 @@ type Hooks = Pick<InstanceOptions, 'fallbackSessions' | 'broadcast'>;
  */
 export class InstancePool {
   private readonly instances = new Map<string, ServerInstance>();
+  /** instance keys by share: the server's name, or the server's name and an identity's quota */
   private readonly perServer = new Map<string, Set<string>>();
   private idleTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -54,18 +55,19 @@ export class InstancePool {
     if (found) this.remove(key, found);
     if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, 'the gateway is stopping');
     const shared = key === `${server.name}\u0000shared`;
-    if (!shared) this.makeRoom(server);
+    const group = InstancePool.groupOf(server, identity);
+    if (!shared) this.makeRoom(server, group, identity.quota?.max ?? this.options.maxInstances);
     const factory = this.transports.get(server.transport);
     if (!factory) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `no transport "${server.transport}"`);
     const label = shared ? server.name : `${server.name}#${key.slice(server.name.length + 1, server.name.length + 13)}`;
     const log = this.log.child({ server: label });
-    const upstream = factory.create({ server, env: identity.env, label, log, events: this.options.events });
+    const upstream = factory.create({ server, env: identity.env, identity, label, log, events: this.options.events });
     const instance = new ServerInstance({ name: server.name, upstream, log, ...this.options, ...this.hooksFor(server, key) });
     this.instances.set(key, instance);
     if (!shared) {
-      const set = this.perServer.get(server.name) ?? new Set();
+      const set = this.perServer.get(group) ?? new Set();
       set.add(key);
-      this.perServer.set(server.name, set);
+      this.perServer.set(group, set);
       this.ensureIdleSweep();
     }
     instance.start().catch((err: Error) => log.error({ error: err.message }, 'server did not start'));
@@ -112,10 +114,15 @@ export class InstancePool {
     for (const set of this.perServer.values()) set.delete(key);
   }
 
-  /** Beyond the cap, the least recently used idle instance of this server stops. */
-  private makeRoom(server: ServerDefinition): void {
-    const keys = this.perServer.get(server.name);
-    if (!keys || keys.size < this.options.maxInstances) return;
+  /** The share of a server's processes an identity draws from: its `quota`, or the server's common one. */
+  private static groupOf(server: ServerDefinition, identity: Identity): string {
+    return identity.quota ? `${server.name}\u0000${identity.quota.name}` : server.name;
+  }
+
+  /** Beyond the cap of a share, the least recently used idle instance of the same share stops. */
+  private makeRoom(server: ServerDefinition, group: string, max: number): void {
+    const keys = this.perServer.get(group);
+    if (!keys || keys.size < max) return;
     let victim: [string, ServerInstance] | undefined;
     for (const key of keys) {
       const instance = this.instances.get(key);
@@ -123,7 +130,7 @@ export class InstancePool {
       if (!victim || instance.lastUsed < victim[1].lastUsed) victim = [key, instance];
     }
     if (!victim) {
-      throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `all ${this.options.maxInstances} of its processes are busy with other callers; retry shortly`);
+      throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `all ${max} of its processes${group === server.name ? '' : ' for such callers'} are busy with other callers; retry shortly`);
     }
     this.remove(victim[0], victim[1]);
     void victim[1].stop();

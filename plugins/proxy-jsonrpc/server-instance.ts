@@ -19,6 +19,13 @@ export interface CallSink {
   notification(message: JsonObject): void;
   /** a server-to-client request caused by this call; false when this call cannot carry it */
   request(message: JsonObject): boolean;
+  /**
+   * Optional: takes a server-to-client request this call caused in its own way (the 2026-07-28 MRTR
+   * bridge), before any session routing; `answer` sends the client's answer (or an error) to the server.
+   */
+  takeServerRequest?(message: JsonObject, answer: (response: JsonObject) => void): boolean;
+  /** Optional, with takeServerRequest: whether this call's client could answer the request at all */
+  canAnswer?(message: JsonObject): boolean;
 }
 
 /** What the instance needs of a client session. */
@@ -416,6 +423,7 @@ export class ServerInstance {
       return;
     }
     const serverId = message.id;
+    if (this.bridgeServerRequest(message, serverId)) return;
     const gatewayId = `fmcp-${this.nextServerRequest++}`;
     const routed: JsonObject = { ...message, id: gatewayId };
     // stdio carries no link between a server request and the call that caused it: take the oldest call's session
@@ -436,6 +444,25 @@ export class ServerInstance {
       session.serverRequests.delete(gatewayId);
     }
     this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `No connected client can answer ${String(message.method)}: the client needs an open session stream`));
+  }
+
+  /**
+   * Hook point: the oldest call that could carry a server request takes it itself when its sink can; a
+   * call whose client could not answer it is passed over, and refuses it only when no other call could.
+   */
+  private bridgeServerRequest(message: JsonObject, serverId: unknown): boolean {
+    const answer = (response: JsonObject) => this.sendQuietly({ ...response, jsonrpc: '2.0', id: serverId });
+    let refuser: CallSink | undefined;
+    for (const call of this.pending.values()) {
+      const sink = call.sink;
+      if (sink.takeServerRequest) {
+        if (sink.canAnswer?.(message) ?? true) return sink.takeServerRequest(message, answer);
+        refuser ??= sink;
+        continue;
+      }
+      if (sink.session) return false;
+    }
+    return refuser ? refuser.takeServerRequest!(message, answer) : false;
   }
 
   private ensureSweep(): void {

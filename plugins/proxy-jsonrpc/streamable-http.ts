@@ -19,6 +19,8 @@ import {
   SERVER_UNAVAILABLE,
   SUPPORTED_VERSIONS,
 } from './jsonrpc.js';
+import type { ModernEndpoint } from './modern-endpoint.js';
+import { isModernRequest } from './modern-era.js';
 import type { CallSink } from './server-instance.js';
 import type { Session } from './sessions.js';
 
@@ -119,6 +121,7 @@ export class StreamableHttpEndpoint {
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly streams: () => EventStreamFactory | undefined,
+    private readonly modern?: ModernEndpoint,
   ) {}
 
   async post(ctx: RequestContext): Promise<void> {
@@ -134,16 +137,21 @@ export class StreamableHttpEndpoint {
       sendJson(res, 406, errorResponse(null, INVALID_REQUEST, 'Not Acceptable: the Accept header must allow application/json or text/event-stream'));
       return;
     }
-    const version = req.headers['mcp-protocol-version'];
-    if (typeof version === 'string' && !(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
-      sendJson(res, 400, errorResponse(null, INVALID_REQUEST, `Unsupported MCP-Protocol-Version "${version}": supported are ${SUPPORTED_VERSIONS.join(', ')}`));
-      return;
-    }
     let body: unknown;
     try {
       body = JSON.parse(ctx.body!.toString('utf8'));
     } catch (err) {
       sendJson(res, 400, errorResponse(null, PARSE_ERROR, `Parse error: the body is not valid JSON (${(err as Error).message})`));
+      return;
+    }
+    // protocol 2026-07-28 is told apart by the request itself (modern-era.ts) and served statelessly
+    if (this.modern && isModernRequest(body, req.headers)) {
+      await this.modern.handle(ctx, server, body, accept);
+      return;
+    }
+    const version = req.headers['mcp-protocol-version'];
+    if (typeof version === 'string' && !(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+      sendJson(res, 400, errorResponse(null, INVALID_REQUEST, `Unsupported MCP-Protocol-Version "${version}": supported are ${SUPPORTED_VERSIONS.join(', ')}`));
       return;
     }
     const session = this.sessionOf(ctx, server);

@@ -45,6 +45,8 @@ export interface OidcServerOptions {
   extraScopes?: string[];
   /** access token lifetime, seconds (default 3600) */
   accessTokenTtl?: number;
+  /** turn on token revocation (RFC 7009, at `${issuer}/token/revocation`) and introspection (RFC 7662, at `${issuer}/token/introspection`) */
+  revocationAndIntrospection?: boolean;
 }
 
 let providerClass: ProviderClass | undefined;
@@ -123,6 +125,9 @@ export async function startOidcServer(options: OidcServerOptions = {}): Promise<
   };
 }
 
+/** A client may revoke or introspect only the tokens issued to it. */
+const ownToken = (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }): boolean => token.clientId === client.clientId;
+
 /** The configuration shared by the tests' provider: every default that would print a notice is set. */
 export function providerConfiguration(clients: Record<string, unknown>[], options: OidcServerOptions = {}): Record<string, unknown> {
   return {
@@ -133,7 +138,10 @@ export function providerConfiguration(clients: Record<string, unknown>[], option
     }),
     claims: { openid: ['sub'], profile: ['name', 'preferred_username'] },
     scopes: ['openid', 'offline_access', 'profile', ...(options.extraScopes ?? ['mail.read'])],
-    features: { devInteractions: { enabled: true } },
+    features: {
+      devInteractions: { enabled: true },
+      ...(options.revocationAndIntrospection ? { revocation: { enabled: true, allowedPolicy: ownToken }, introspection: { enabled: true, allowedPolicy: ownToken } } : {}),
+    },
     pkce: { required: () => true },
     // refresh tokens for every client allowed the grant, without the offline_access + prompt=consent dance
     issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),

@@ -24,6 +24,7 @@ const pkceBlock = {
   token_url: 'https://provider.example/token',
   client_id_env: 'MAIL_CLIENT_ID',
   env_var_name: 'MAIL_TOKEN',
+  validate: 'none',
 };
 const apiKeyBlock = { type: 'api_key', keys_env: 'CALC_KEYS' };
 const ccBlock = { type: 'oauth2', flow: 'client_credentials', token_url: 'https://provider.example/token', client_id_env: 'R_ID', client_secret_env: 'R_SECRET', env_var_name: 'R_TOKEN' };

@@ -16,7 +16,7 @@ const WARMUP = 20_000;
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** A server that runs rel-env-hash.mjs behind the oauth2/pkce strategy, its token in REL_ACCESS_TOKEN. */
-function guarded(urls: { authorization: string; token: string }, extraArgs: string[] = []): ServerEntry {
+function guarded(urls: { authorization: string; token: string; validate?: 'none' }, extraArgs: string[] = []): ServerEntry {
   return {
     command: process.execPath,
     args: [fixture('rel-env-hash.mjs'), ...extraArgs],
@@ -28,10 +28,12 @@ function guarded(urls: { authorization: string; token: string }, extraArgs: stri
       scopes: ['openid'],
       client_id_env: 'REL_CLIENT_ID',
       env_var_name: 'REL_ACCESS_TOKEN',
+      ...(urls.validate ? { validate: urls.validate } : {}),
     },
   };
 }
-const DUMMY_PROVIDER = { authorization: 'http://127.0.0.1:9/authorize', token: 'http://127.0.0.1:9/token' };
+/** No provider listens there: its tokens are made up, served unverified ("validate": "none"). */
+const DUMMY_PROVIDER = { authorization: 'http://127.0.0.1:9/authorize', token: 'http://127.0.0.1:9/token', validate: 'none' as const };
 
 async function getJson(port: number, path: string): Promise<{ status: number; body: Record<string, unknown>; headers: Record<string, unknown> }> {
   const answer = await send({ port, path, method: 'GET', body: '', timeoutMs: 10_000 });
@@ -214,7 +216,8 @@ describe('reliability: auth abuse', function () {
     before(async () => {
       gw = await startGateway(
         { secure: guarded(DUMMY_PROVIDER, [marker]) },
-        { plugins: [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce({ env: { REL_CLIENT_ID: 'rel-client' } })] },
+        // eight made-up tokens, one process each: room for all of them in the unverified share
+        { plugins: [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce({ env: { REL_CLIENT_ID: 'rel-client' }, unverifiedProcesses: 8 })] },
       );
       port = gw.kernel.address().port;
     });

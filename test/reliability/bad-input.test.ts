@@ -353,6 +353,7 @@ describe('reliability: a corpus of malformed requests', function () {
             scopes: ['read'],
             client_id_env: 'REL_CLIENT_ID',
             env_var_name: 'REL_ACCESS_TOKEN',
+            validate: 'none',
           },
         },
       },

@@ -64,6 +64,17 @@ describe('auth-oauth2-pkce: the auth block', () => {
       'auth.client_secret_env: "client_secret_basic" sends a client secret',
     );
     expect(configError({ ...seedAuth(), validate_url: 'ftp://x' })).to.contain('auth.validate_url: expected a URL');
+    expect(configError({ ...seedAuth(), validate: 'skip' })).to.equal(
+      `${FILE}: mcpServers.gmail-mock.auth.validate: expected "none" (accept tokens without asking the provider), or leave it out to have every token verified`,
+    );
+    expect(configError({ ...seedAuth(), validate: 'none', validate_url: 'https://oauth2.googleapis.com/tokeninfo' })).to.equal(
+      `${FILE}: mcpServers.gmail-mock.auth.validate: "none" turns verification off, yet auth.validate_url is set: remove one of them`,
+    );
+  });
+
+  it('takes "validate": "none"', () => {
+    expect(readAuthConfig(server({ ...seedAuth(), validate: 'none' })).validate).to.equal('none');
+    expect(readAuthConfig(server(seedAuth())).validate).to.equal(undefined);
   });
 
   it('takes extra_params, token_endpoint_auth_method and validate_url', () => {

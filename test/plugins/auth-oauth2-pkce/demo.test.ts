@@ -55,6 +55,8 @@ describe('auth-oauth2-pkce: the offline demo (npm start)', function () {
 
     const gateway = `http://localhost:${gatewayPort}`;
     expect(out).to.contain(`Added mailbox endpoints with OAuth support\n  Login: ${gateway}/mailbox/auth/login\n`);
+    const provider = `http://127.0.0.1:${authPort}`;
+    expect(out).to.contain(`\n  Tokens verified at the provider's userinfo endpoint ${provider}/me (found in ${provider}/.well-known/openid-configuration)\n`);
     expect(out).to.contain('Added everything endpoints\n');
     expect(out).to.contain('password "demo-pass"');
     expect(out).to.contain(`curl -X POST ${gateway}/mailbox/mcp`);
@@ -76,6 +78,9 @@ describe('auth-oauth2-pkce: the offline demo (npm start)', function () {
     });
     expect(call.status, call.text).to.equal(200);
     expect(JSON.parse((call.json as { result: { content: { text: string }[] } }).result.content[0]!.text).user).to.equal('alice');
+    const madeUp = await postJson(`${base}/mailbox/mcp`, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { authorization: 'Bearer made-up-token' });
+    expect(madeUp.status).to.equal(401);
+    expect(madeUp.headers.get('www-authenticate')).to.equal('Bearer realm="mailbox", error="invalid_token"');
 
     demo.kill('SIGTERM');
     expect(await exitOf(demo, 20_000)).to.equal(0);

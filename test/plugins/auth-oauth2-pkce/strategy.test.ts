@@ -148,12 +148,13 @@ describe('auth-oauth2-pkce: Bearer tokens and one server process per token', fun
   it('caps processes per server: beyond the cap the least recently used one stops', async () => {
     const g = await startPkceGateway(oidc, { mailbox: mailboxEntry(pkceAuth(oidc)) }, { proxy: { maxInstances: 2 } });
     started.push(g);
-    const first = await whoami(g, 'mailbox', 'token-one');
-    await whoami(g, 'mailbox', 'token-two');
-    await whoami(g, 'mailbox', 'token-three');
+    const [one, two, three] = [await tokenOf(g, 'mailbox', 'ann'), await tokenOf(g, 'mailbox', 'ben'), await tokenOf(g, 'mailbox', 'cat')];
+    const first = await whoami(g, 'mailbox', one);
+    await whoami(g, 'mailbox', two);
+    await whoami(g, 'mailbox', three);
     expect(await processCount(g, 'mailbox')).to.be.at.most(2);
-    const back = await whoami(g, 'mailbox', 'token-one');
+    const back = await whoami(g, 'mailbox', one);
     expect(back.pid).to.not.equal(first.pid);
-    expect(back.token_sha256).to.equal(sha12('token-one'));
+    expect(back.token_sha256).to.equal(sha12(one));
   });
 });

@@ -71,11 +71,11 @@ describe('auth-oauth2-pkce: validate_url', () => {
     expect(seen).to.deep.equal(['stolen']);
   });
 
-  it('answers 502 when the provider cannot say, and asks again next time', async () => {
+  it('answers 503 when the provider cannot say, and asks again next time', async () => {
     for (let i = 0; i < 2; i++) {
       const res = await ask('down');
-      expect(res.status).to.equal(502);
-      expect(errorMessage(res.body)).to.match(/auth\.validate_url http:\/\/127\.0\.0\.1:\d+\/me answered HTTP 500 while checking a token/);
+      expect(res.status).to.equal(503);
+      expect(errorMessage(res.body)).to.match(/^Cannot check the credentials sent to "box": auth\.validate_url http:\/\/127\.0\.0\.1:\d+\/me answered HTTP 500 while checking a token\. Try again later$/);
     }
     expect(seen).to.deep.equal(['down', 'down']);
   });

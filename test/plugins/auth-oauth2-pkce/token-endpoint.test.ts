@@ -61,6 +61,7 @@ describe('auth-oauth2-pkce: the token request', () => {
       scopes: ['read'],
       client_id_env: 'APP_ID',
       env_var_name: 'APP_TOKEN',
+      validate: 'none',
       ...extra,
     });
     const config = parseConfig(
