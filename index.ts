@@ -6,10 +6,11 @@ import { transportSse } from './plugins/transport-sse/index.js';
 import { authOAuth2Pkce } from './plugins/auth-oauth2-pkce/index.js';
 import { stateRedis, type StateRedisOptions } from './plugins/state-redis/index.js';
 import { metricsPrometheus, type MetricsPrometheusOptions } from './plugins/metrics-prometheus/index.js';
+import { webConsole, type WebConsoleOptions } from './plugins/console/index.js';
 import { groups, groupServers, parseGroupFlag, describeGroup } from './plugins/groups/index.js';
 
 export * from './core/index.js';
-export { transportStdio, proxyJsonRpc, transportSse, authOAuth2Pkce, stateRedis, type StateRedisOptions, metricsPrometheus, type MetricsPrometheusOptions };
+export { transportStdio, proxyJsonRpc, transportSse, authOAuth2Pkce, stateRedis, type StateRedisOptions, metricsPrometheus, type MetricsPrometheusOptions, webConsole, type WebConsoleOptions };
 export { groups, groupServers, parseGroupFlag, describeGroup };
 
 /** The plugins `fluidmcp run` uses: stdio and remote transports, the proxy, SSE, and OAuth2 PKCE. */

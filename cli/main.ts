@@ -83,6 +83,8 @@ await yargs(hideBin(process.argv))
         .option('group', { type: 'string', describe: 'serve several servers at one URL: name=server1,server2 (repeatable)' })
         .option('token-key', { type: 'string', describe: 'a key that seals the tokens MCP clients get (repeatable, first seals; default FMCP_TOKEN_KEYS)' })
         .option('metrics', { type: 'boolean', default: false, describe: 'serve Prometheus metrics at GET /metrics' })
+        .option('console', { type: 'boolean', default: true, describe: 'serve the web console at / and its API at /api (--no-console turns it off)' })
+        .option('admin-token', { type: 'string', describe: 'open the console to non-loopback callers, who must present this token (or set FMCP_ADMIN_TOKEN)' })
         .example('$0 run test/gmail-mock@1.0.0 --start-server', 'serve one installed package on port 8099')
         .example('$0 run --file config.json --start-server --port 9000', 'serve a config file'),
     (argv) => {
@@ -101,6 +103,8 @@ await yargs(hideBin(process.argv))
         stateStore: last(argv['state-store']),
         replicaId: last(argv['replica-id']),
         metrics: argv.metrics === true,
+        console: argv.console !== false,
+        adminToken: last(argv['admin-token']) ?? (process.env.FMCP_ADMIN_TOKEN || undefined),
         groups: list(argv.group),
         tokenKeys: list(argv['token-key']),
         packagesDir: argv['packages-dir'],

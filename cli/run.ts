@@ -11,6 +11,7 @@ import {
   loadConfigFile,
   metricsPrometheus,
   stateRedis,
+  webConsole,
   type Kernel,
   type Plugin,
   type ServerDefinition,
@@ -40,6 +41,10 @@ export interface RunOptions {
   replicaId?: string;
   /** serve GET /metrics */
   metrics?: boolean;
+  /** serve the web console at / and its API at /api (default true) */
+  console?: boolean;
+  /** the console's admin token: without it the console answers loopback callers only */
+  adminToken?: string;
   /** how long a signal waits for a graceful stop before exiting anyway, ms */
   stopTimeout?: number;
   /** `--group name=a,b`: groups served at /{name}/mcp besides the config files' "groups" */
@@ -86,6 +91,9 @@ function checkOptions(options: RunOptions): void {
     throw new UsageError(`--public-url must be an http(s) URL such as https://gateway.example.com, got "${options.publicUrl}"`);
   }
   if (options.stateStore !== undefined) checkStateStore(options.stateStore, '--state-store');
+  if (options.adminToken !== undefined && options.adminToken.length < 16) {
+    throw new UsageError('--admin-token must be at least 16 characters: use a random one, such as the output of `openssl rand -hex 32`');
+  }
   if (options.replicaId !== undefined && !REPLICA_ID.test(options.replicaId)) {
     throw new UsageError(`--replica-id must be 1-32 letters, digits, "-" or "_" (it starts every session id), got "${options.replicaId}"`);
   }
@@ -219,6 +227,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
     // third-party plugins next: their transports get the first claim on the entries they know
     for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys })]) kernel.use(plugin);
     if (options.metrics) kernel.use(metricsPrometheus());
+    if (options.console !== false) kernel.use(webConsole({ adminToken: options.adminToken }));
     if (servers.some((s) => describeGroup(s) !== undefined)) kernel.use(groups());
     const started = kernel.start();
     handleSignals(kernel, started, options.stopTimeout ?? 10_000);

@@ -138,6 +138,8 @@ export interface UpstreamOptions {
   /** a short label for logs (server name and identity key) */
   readonly label: string;
   readonly log: Logger;
+  /** the kernel's event bus, for transports that report what their servers say (`upstream.stderr`) */
+  readonly events?: EventBus;
   /** the caller this instance serves, for upstreams that call other servers as that caller (groups) */
   readonly identity?: Identity;
 }
@@ -238,6 +240,10 @@ export type LoginOutcome = 'success' | 'bad_state' | 'provider_error' | 'bad_req
 export interface GatewayEvents {
   /** a server instance came up: its process started (or restarted), or its remote connection opened */
   'upstream.started': { server: string };
+  /** a server instance finished its handshake and takes calls (after each start or restart) */
+  'upstream.ready': { server: string };
+  /** a line a server wrote to its error output, when the log does not already carry it (below debug level) */
+  'upstream.stderr': { server: string; label: string; line: string };
   /** a server instance went down without the gateway asking; `wasUp` is false when it never came up */
   'upstream.crashed': { server: string; wasUp: boolean; willRetry: boolean };
   /** the gateway stopped a server instance (idle, evicted, gateway stopping) */
@@ -251,6 +257,8 @@ export interface GatewayEvents {
   /** an event stream toward a client opened or closed */
   'stream.opened': Record<string, never>;
   'stream.closed': Record<string, never>;
+  /** one line the kernel's own logger wrote (JSON, already redacted), emitted only while someone listens */
+  'log.line': { line: string };
 }
 
 /** The data of an event: typed for the names in GatewayEvents, `unknown` for any other name. */
@@ -266,4 +274,40 @@ export interface EventBus {
   emit<K extends string>(name: K, data: EventData<K>): void;
   /** true when someone listens to `name`: lets an emitter skip building an event nobody reads */
   listening(name: string): boolean;
+}
+
+// ---- server control: what an admin surface may see and do -----------------------------------------
+
+/** One running instance of a server (a process or a remote connection). Never carries a secret. */
+export interface InstanceActivity {
+  /** a short, non-secret id: "shared", or a prefix of the identity's key or session */
+  readonly id: string;
+  readonly state: UpstreamState | 'ready';
+  readonly pid?: number;
+  readonly inFlight: number;
+  readonly restarts: number;
+  /** ms since the epoch when it last came up */
+  readonly upSince?: number;
+  readonly lastError?: string;
+}
+
+/** A server as it runs now. */
+export interface ServerActivity {
+  /** `starting`, `up`, `down` (restarting), `failed`, `stopped`, or `on demand` (started per caller) */
+  readonly state: string;
+  readonly instances: readonly InstanceActivity[];
+  readonly sessions: number;
+  readonly inFlight: number;
+  readonly restarts: number;
+  readonly upSince?: number;
+  readonly lastError?: string;
+}
+
+export interface ServerControl {
+  /** the server's activity now; throws FMCP_ERR_UNKNOWN_SERVER for an unknown name */
+  activity(server: string): ServerActivity;
+  /** stops every instance of the server and starts the shared one again; resolves once it settled */
+  restart(server: string): Promise<{ stopped: number; state: string }>;
+  /** stops one instance by its id; false when there is none */
+  stopInstance(server: string, id: string): Promise<boolean>;
 }

@@ -1,4 +1,4 @@
-import type { AuthStrategy, ChannelBroker, EventStreamFactory, PendingStateStore, ServerCatalog, StrategyRegistry, TransportFactory } from './contracts.js';
+import type { AuthStrategy, ChannelBroker, ServerControl, EventStreamFactory, PendingStateStore, ServerCatalog, StrategyRegistry, TransportFactory } from './contracts.js';
 import type { Kernel } from './kernel.js';
 import type { Router } from './router.js';
 import type { Logger } from 'pino';
@@ -16,3 +16,4 @@ export const AUTH_STRATEGIES = defineToken<StrategyRegistry<AuthStrategy>>('auth
 export const EVENT_STREAMS = defineToken<EventStreamFactory>('event-streams');
 export const CHANNELS = defineToken<ChannelBroker>('channels');
 export const PENDING_STATE = defineToken<PendingStateStore>('pending-state');
+export const SERVER_CONTROL = defineToken<ServerControl>('server-control');

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
-import type { Logger } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import {
   ANONYMOUS,
   type AuthStrategy,
@@ -34,6 +34,8 @@ export interface KernelOptions {
   publicUrl?: string;
   logger?: Logger;
   logLevel?: string;
+  /** where the kernel's own logger writes (default stderr); ignored with `logger` */
+  logDestination?: DestinationStream;
   /** request body limit in bytes (default 4 MiB) */
   bodyLimit?: number;
   /** time to receive a whole request, ms (default 30 s) */
@@ -130,9 +132,20 @@ export class Kernel {
     }
     this.options = { port: 8099, host: '127.0.0.1', ...options };
     this.container = rootContainer.createChildContainer();
-    this.log = options.logger ?? createLogger({ level: options.logLevel });
     this.events = new KernelEvents((event, plugin, err) =>
       this.log.error({ plugin, event, error: (err as Error)?.message ?? String(err) }, 'event listener failed'));
+    // log.line lets an admin plugin show the log as written (redacted); a failing listener is not logged again
+    let tapping = false;
+    const tap = (line: string): void => {
+      if (tapping || !this.events.listening('log.line')) return;
+      tapping = true;
+      try {
+        this.events.emit('log.line', { line });
+      } finally {
+        tapping = false;
+      }
+    };
+    this.log = options.logger ?? createLogger({ level: options.logLevel, destination: options.logDestination, tap });
     this.bodyLimit = options.bodyLimit ?? 4 * 1024 * 1024;
     this.allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()));
     this.allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));

@@ -16,6 +16,22 @@ export interface LoggerSettings {
   level?: string;
   /** where log lines go; stderr by default so stdout stays for the CLI's own lines */
   destination?: DestinationStream;
+  /** also gets every line written (after redaction); must be quick and never throw */
+  tap?: (line: string) => void;
+}
+
+/** Writes to `destination` and hands each line to `tap`, keeping the destination's flush. */
+function tee(destination: DestinationStream, tap: (line: string) => void): DestinationStream {
+  const target = destination as DestinationStream & { flush?(cb?: (err?: Error) => void): void; flushSync?(): void; end?(): void };
+  return {
+    write(line: string) {
+      target.write(line);
+      tap(line);
+    },
+    ...(target.flush ? { flush: (cb?: (err?: Error) => void) => target.flush!(cb) } : {}),
+    ...(target.flushSync ? { flushSync: () => target.flushSync!() } : {}),
+    ...(target.end ? { end: () => target.end!() } : {}),
+  } as DestinationStream;
 }
 
 /** Log bytes held for a stderr that does not keep up; lines past it are dropped, never waited for. */
@@ -49,7 +65,8 @@ export function createLogger(settings: LoggerSettings = {}): Logger {
     base: undefined,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
-  return pino(options, settings.destination ?? (shared ??= stderrDestination()));
+  const destination = settings.destination ?? (shared ??= stderrDestination());
+  return pino(options, settings.tap ? tee(destination, settings.tap) : destination);
 }
 
 /** Waits until what was written to stderr left the process, or `ms` passed: call it before process.exit. */

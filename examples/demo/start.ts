@@ -83,6 +83,7 @@ function nextSteps(gateway: string, auth: DemoAuthServer, password: string): voi
     '',
     ` Authorization server: ${auth.issuer} (oidc-provider on loopback; in memory, development keys)`,
     ` Demo user:            any login name (try "alice"), password "${password}"`,
+    ` Console:              ${gateway}/ (every server live, its tools, "Sign in" for the mailbox)`,
     '',
     ' 1. Open this URL in a browser, sign in, and press Continue on the consent page:',
     `      ${gateway}/mailbox/auth/login`,

@@ -1,5 +1,6 @@
-import { ANONYMOUS, CHANNELS, EVENT_STREAMS, definePlugin, type Plugin, type RouteCors } from '../../core/index.js';
+import { ANONYMOUS, CHANNELS, EVENT_STREAMS, SERVER_CONTROL, definePlugin, type Plugin, type RouteCors } from '../../core/index.js';
 import { Channels } from './channels.js';
+import { ServerControls } from './control.js';
 import { Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import { ModernEndpoint } from './modern-endpoint.js';
@@ -69,6 +70,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       );
       const channels = new Channels(dispatcher);
       api.provide(CHANNELS, channels);
+      api.provide(SERVER_CONTROL, new ServerControls(dispatcher, options.handshakeTimeoutMs ?? 30_000));
       const streams = () => api.tryResolve(EVENT_STREAMS);
       const bridge = new MrtrBridge({ inputTimeoutMs: options.inputTimeoutMs ?? options.callTimeoutMs ?? 60_000, replicaId: api.kernel.options.replicaId ?? '' });
       const subscriptions = new Subscriptions(dispatcher, streams, options.handshakeTimeoutMs ?? 30_000);

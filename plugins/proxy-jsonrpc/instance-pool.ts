@@ -69,7 +69,7 @@ export class InstancePool {
     if (!factory) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `no transport "${server.transport}"`);
     const label = shared ? server.name : `${server.name}#${key.slice(server.name.length + 1, server.name.length + 13)}`;
     const log = this.log.child({ server: label });
-    const upstream = factory.create({ server, env: identity.env, identity, label, log });
+    const upstream = factory.create({ server, env: identity.env, identity, label, log, events: this.options.events });
     const instance = new ServerInstance({ name: server.name, upstream, log, clientCapabilities, ...this.options, ...this.hooksFor(server, key) });
     this.instances.set(key, instance);
     if (!shared) {
@@ -89,6 +89,13 @@ export class InstancePool {
   instancesOf(serverName: string): ServerInstance[] {
     const out: ServerInstance[] = [];
     for (const [key, instance] of this.instances) if (key.startsWith(`${serverName}\u0000`)) out.push(instance);
+    return out;
+  }
+
+  /** The instances of a server with their keys. */
+  entriesOf(serverName: string): [string, ServerInstance][] {
+    const out: [string, ServerInstance][] = [];
+    for (const entry of this.instances) if (entry[0].startsWith(`${serverName}\u0000`)) out.push(entry);
     return out;
   }
 

@@ -102,6 +102,8 @@ export class ServerInstance {
   serverVersion: string = LATEST_VERSION;
   /** the log level the server was last asked for on behalf of its sessions */
   logLevel: string | undefined;
+  /** when the upstream last came up (ms since the epoch), while it is up */
+  upSince: number | undefined;
 
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
@@ -175,6 +177,7 @@ export class ServerInstance {
     this.state = 'stopped';
     this.options.events?.emit('upstream.stopped', { server: this.options.name, wasUp: this.alive });
     this.alive = false;
+    this.upSince = undefined;
     this.failAll('the gateway is stopping this server');
     clearTimeout(this.handshakeTimer);
     clearInterval(this.sweepTimer);
@@ -289,6 +292,7 @@ export class ServerInstance {
   private onUp(): void {
     if (!this.alive && this.state !== 'stopped') {
       this.alive = true;
+      this.upSince = Date.now();
       this.options.events?.emit('upstream.started', { server: this.options.name });
     }
     this.handshake();
@@ -340,6 +344,7 @@ export class ServerInstance {
     this.state = 'ready';
     this.lastError = undefined;
     this.options.onReady?.();
+    this.options.events?.emit('upstream.ready', { server: this.options.name });
     const queue = this.queue;
     this.queue = [];
     for (const fn of queue) fn();
@@ -354,6 +359,7 @@ export class ServerInstance {
     this.options.events?.emit('upstream.crashed', { server: this.options.name, wasUp: this.alive, willRetry });
     this.alive = false;
     this.logLevel = undefined; // a restarted server starts from its defaults
+    this.upSince = undefined;
     clearTimeout(this.handshakeTimer);
     this.lastError = err.message;
     // the transport may keep retrying a server it counts as failed: calls then fail at once meanwhile

@@ -18,13 +18,17 @@ export class StderrReader {
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
 
-  constructor(private readonly log: Logger) {}
+  /** `onLine` gets the lines the log does not take (below debug level), when it wants them */
+  constructor(
+    private readonly log: Logger,
+    private readonly onLine?: { wants(): boolean; line(text: string): void },
+  ) {}
 
   push(chunk: Buffer): void {
     if (chunk.length >= TAIL_BYTES) this.tail = Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES));
     else if (this.tail.length + chunk.length <= TAIL_BYTES) this.tail = Buffer.concat([this.tail, chunk]);
     else this.tail = Buffer.concat([this.tail.subarray(this.tail.length + chunk.length - TAIL_BYTES), chunk]);
-    if (!this.log.isLevelEnabled('debug')) return;
+    if (!this.log.isLevelEnabled('debug') && !this.onLine?.wants()) return;
     const text = this.partial + this.decoder.write(chunk);
     let start = 0;
     let nl = text.indexOf('\n');
@@ -55,6 +59,8 @@ export class StderrReader {
 
   private emit(line: string): void {
     const text = line.endsWith('\r') ? line.slice(0, -1) : line;
-    if (text !== '') this.log.debug({ stderr: truncate(text, LOG_LINE_CHARS) }, 'server stderr');
+    if (text === '') return;
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ stderr: truncate(text, LOG_LINE_CHARS) }, 'server stderr');
+    else if (this.onLine?.wants()) this.onLine.line(truncate(text, LOG_LINE_CHARS));
   }
 }

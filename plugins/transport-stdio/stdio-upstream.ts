@@ -91,12 +91,13 @@ class Run implements LineSink {
     private readonly log: Logger,
     private readonly deliver: (message: JsonObject) => void,
     private readonly maxLineBytes: number,
+    stderrLines?: ConstructorParameters<typeof StderrReader>[1],
   ) {
     this.pid = child.pid;
     this.exited = new Promise((r) => {
       this.markExited = r;
     });
-    this.stderr = new StderrReader(log);
+    this.stderr = new StderrReader(log, stderrLines);
     this.framer = new LineFramer(maxLineBytes, this);
     child.stdout.on('data', (chunk: Buffer) => {
       if (this.delivering) this.framer.push(chunk);
@@ -158,6 +159,7 @@ export class StdioUpstream implements Upstream {
   private readonly log: Logger;
   private readonly settings: ResolvedStdioOptions;
   private readonly env: Readonly<Record<string, string>>;
+  private readonly stderrLines: ConstructorParameters<typeof StderrReader>[1];
   private readonly statusValue: UpstreamStatus = { state: 'down', restarts: 0 };
   private listener: UpstreamListener | undefined;
   private run: Run | undefined;
@@ -188,6 +190,13 @@ export class StdioUpstream implements Upstream {
     this.env = options.env;
     this.settings = settings;
     this.log = options.log.child({ upstream: options.label });
+    const events = options.events;
+    const server = options.server.name;
+    const label = options.label;
+    this.stderrLines = events && {
+      wants: () => events.listening('upstream.stderr'),
+      line: (line: string) => events.emit('upstream.stderr', { server, label, line }),
+    };
   }
 
   get status(): UpstreamStatus {
@@ -316,7 +325,7 @@ export class StdioUpstream implements Upstream {
       return Promise.reject(err as NodeJS.ErrnoException);
     }
     if (child.pid !== undefined) trackGroup(child.pid);
-    const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes);
+    const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes, this.stderrLines);
     this.run = run;
     return new Promise((resolve, reject) => {
       let spawned = false;

@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import { ANONYMOUS, type InstanceActivity, type ServerActivity, type ServerControl, type ServerDefinition } from '../../core/index.js';
+import { withTimeout, type Dispatcher } from './dispatcher.js';
+import { InstancePool } from './instance-pool.js';
+import type { ServerInstance } from './server-instance.js';
+
+/** The SERVER_CONTROL token: what an admin surface sees of each server, and restarts. */
+export class ServerControls implements ServerControl {
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly startTimeoutMs: number,
+  ) {}
+
+  activity(name: string): ServerActivity {
+    const server = this.dispatcher.server(name);
+    const instances = this.dispatcher.pool.entriesOf(name).map(([key, instance]) => describe(server, key, instance));
+    const shared = instances.find((i) => i.id === 'shared');
+    const onDemand = server.auth !== undefined || server.entry.isolation === 'session';
+    const state = shared ? shared.state : onDemand ? 'on demand' : 'stopped';
+    let sessions = 0;
+    for (const s of this.dispatcher.sessions.all()) if (s.server === server) sessions++;
+    const lastError = shared?.lastError ?? instances.find((i) => i.lastError !== undefined)?.lastError;
+    return {
+      state,
+      instances,
+      sessions,
+      inFlight: instances.reduce((n, i) => n + i.inFlight, 0),
+      restarts: instances.reduce((n, i) => n + i.restarts, 0),
+      ...(shared?.upSince !== undefined ? { upSince: shared.upSince } : {}),
+      ...(lastError !== undefined ? { lastError } : {}),
+    };
+  }
+
+  async restart(name: string): Promise<{ stopped: number; state: string }> {
+    const server = this.dispatcher.server(name);
+    const entries = this.dispatcher.pool.entriesOf(name);
+    await Promise.all(entries.map(([key]) => this.dispatcher.pool.release(key)));
+    if (server.auth === undefined && server.entry.isolation !== 'session') {
+      const instance = this.dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS));
+      await withTimeout(instance.whenSettled(), this.startTimeoutMs, `Server "${name}" restart`).catch(() => undefined);
+    }
+    return { stopped: entries.length, state: this.activity(name).state };
+  }
+
+  async stopInstance(name: string, id: string): Promise<boolean> {
+    const server = this.dispatcher.server(name);
+    const found = this.dispatcher.pool.entriesOf(name).find(([key]) => instanceId(server, key) === id);
+    if (!found) return false;
+    await this.dispatcher.pool.release(found[0]);
+    return true;
+  }
+}
+
+/** "shared", or the first 12 hex digits of a hash of the rest of the key (a token hash or a session id). */
+function instanceId(server: ServerDefinition, key: string): string {
+  const rest = key.slice(server.name.length + 1);
+  return rest === 'shared' ? 'shared' : createHash('sha256').update(rest).digest('hex').slice(0, 12);
+}
+
+function describe(server: ServerDefinition, key: string, instance: ServerInstance): InstanceActivity {
+  const status = instance.status();
+  const state = instance.state === 'ready' ? 'up' : instance.state;
+  return {
+    id: instanceId(server, key),
+    state,
+    inFlight: status.inFlight,
+    restarts: status.restarts,
+    ...(status.pid !== undefined ? { pid: status.pid } : {}),
+    ...(instance.upSince !== undefined ? { upSince: instance.upSince } : {}),
+    ...(status.lastError !== undefined ? { lastError: status.lastError } : {}),
+  };
+}
