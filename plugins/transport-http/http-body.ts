@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { Dispatcher } from 'undici';
 import type { JsonObject } from '../../core/index.js';
 import type { ReconnectSettings } from './settings.js';
 
@@ -74,4 +75,39 @@ export async function readEvents(body: Readable, maxBytes: number, onEvent: (eve
       throw failure;
     }
   }
+}
+
+/**
+ * Reads a 2xx answer to a POST: nothing (202), JSON, or an SSE stream that carries the response; every
+ * message goes to `deliver`. Resolves with why a request got no response, or undefined when it did (or
+ * was not a request); throws a TransportFailure when the body is not JSON.
+ */
+export async function readPostAnswer(res: Dispatcher.ResponseData, sent: JsonObject, maxBytes: number, deliver: (message: JsonObject) => void): Promise<string | undefined> {
+  const type = headerValue(res.headers['content-type']) ?? '';
+  if (type.startsWith('text/event-stream')) {
+    let answered = false;
+    try {
+      await readEvents(res.body, maxBytes, (event) => {
+        if (event.event !== undefined && event.event !== 'message') return;
+        const message = parseJson(event.data);
+        if (!message) return;
+        if (isRequest(sent) && message.id === sent.id && message.method === undefined) answered = true;
+        deliver(message);
+      });
+    } catch (err) {
+      return answered ? undefined : `the answer stream broke before the response: ${describe(err)}`;
+    }
+    return answered ? undefined : 'the server closed the answer stream before sending the response';
+  }
+  const text = await readText(res.body, maxBytes);
+  if (text.trim() === '') return isRequest(sent) ? `the server answered HTTP ${res.statusCode} without a response` : undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new TransportFailure(`the answer is not JSON: ${snippet(text)}`);
+  }
+  const messages = Array.isArray(parsed) ? parsed : [parsed];
+  for (const message of messages) if (isObject(message)) deliver(message);
+  return undefined;
 }

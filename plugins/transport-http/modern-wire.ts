@@ -2,7 +2,6 @@ import type { Dispatcher } from 'undici';
 import type { JsonObject } from '../../core/index.js';
 import { request } from './undici.js';
 import { headerValue, isObject, parseJson, readEvents, readText } from './http-body.js';
-import type { RemoteSettings } from './settings.js';
 
 /**
  * Protocol 2026-07-28 on the wire toward a remote server: no `initialize`, no session; every request
@@ -81,25 +80,25 @@ export function initializeResult(discover: JsonObject, requestedVersion: unknown
  * POSTs a `server/discover` probe; the discover result when the server offers 2026-07-28, undefined when
  * it answers otherwise (an HTTP error, a JSON-RPC error, no 2026-07-28 among its versions). Throws when unreachable.
  */
-export async function discover(url: URL, headers: Record<string, string>, dispatcher: Dispatcher, settings: RemoteSettings, message: JsonObject, signal: AbortSignal): Promise<JsonObject | undefined> {
+export async function discover(url: URL, headers: Record<string, string>, dispatcher: Dispatcher, timeoutMs: number, maxBytes: number, message: JsonObject, signal: AbortSignal): Promise<JsonObject | undefined> {
   const res = await request(url, {
     dispatcher,
     method: 'POST',
     headers: { ...headers, ...modernHeaders(message), accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
     body: JSON.stringify(message),
     signal,
-    headersTimeout: settings.headersTimeoutMs,
-    bodyTimeout: settings.headersTimeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
   });
   if (res.statusCode < 200 || res.statusCode >= 300) {
     await res.body.dump().catch(() => undefined);
     return undefined;
   }
   if (!(headerValue(res.headers['content-type']) ?? '').startsWith('text/event-stream')) {
-    return modernDiscoverResult(parseJson(await readText(res.body, settings.maxMessageBytes)));
+    return modernDiscoverResult(parseJson(await readText(res.body, maxBytes)));
   }
   let answer: JsonObject | undefined;
-  await readEvents(res.body, settings.maxMessageBytes, (event) => {
+  await readEvents(res.body, maxBytes, (event) => {
     const m = parseJson(event.data);
     if (m && m.id === message.id && m.method === undefined && !answer) {
       answer = m;

@@ -11,7 +11,7 @@ import {
   type UpstreamStatus,
 } from '../../core/index.js';
 import { remoteHeaders } from './remote-config.js';
-import { backoff, describe, headerValue, isObject, isRequest, parseJson, readEvents, readText, snippet, TransportFailure } from './http-body.js';
+import { backoff, describe, headerValue, isObject, isRequest, parseJson, readEvents, readPostAnswer, readText, snippet } from './http-body.js';
 import { HttpSseConnection } from './http-sse-connection.js';
 import { discover, discoverRequest, initializeResult, modernHeaders, withEnvelope } from './modern-wire.js';
 import type { RemoteSettings } from './settings.js';
@@ -182,7 +182,9 @@ export class RemoteUpstream implements Upstream {
   private async discover(clientInfo: unknown, gen: number): Promise<JsonObject | undefined> {
     const ac = this.track(new AbortController());
     try {
-      return await discover(this.url, this.headers, await this.agent(), this.settings, discoverRequest(`fluidmcp-discover-${gen}`, clientInfo), ac.signal);
+      // bounded like the reachability probe: a server that hangs on an unknown method must not eat the handshake's time
+      const timeoutMs = Math.min(this.settings.headersTimeoutMs, PROBE_HEADERS_TIMEOUT_MS);
+      return await discover(this.url, this.headers, await this.agent(), timeoutMs, this.settings.maxMessageBytes, discoverRequest(`fluidmcp-discover-${gen}`, clientInfo), ac.signal);
     } catch (err) {
       this.log.debug({ error: describe(err) }, 'server/discover failed; trying initialize');
       return undefined;
@@ -251,7 +253,8 @@ export class RemoteUpstream implements Upstream {
           this.sessionId = headerValue(res.headers['mcp-session-id']);
         }
         try {
-          await this.readAnswer(res, msg, gen);
+          const unanswered = await readPostAnswer(res, msg, this.settings.maxMessageBytes, (m) => this.deliver(m, gen));
+          if (unanswered) this.failRequest(msg, gen, unanswered);
         } catch (err) {
           if (!this.stopped) this.failRequest(msg, gen, `unreadable answer: ${describe(err)}`);
         }
@@ -275,42 +278,6 @@ export class RemoteUpstream implements Upstream {
       this.inFlight.delete(ac);
       if (modernId !== undefined) this.modernCalls.delete(modernId);
     }
-  }
-
-  /** Reads a 2xx answer to a POST: nothing (202), JSON, or an SSE stream that carries the response. */
-  private async readAnswer(res: Dispatcher.ResponseData, msg: JsonObject, gen: number): Promise<void> {
-    const type = headerValue(res.headers['content-type']) ?? '';
-    if (type.startsWith('text/event-stream')) {
-      let answered = false;
-      try {
-        await readEvents(res.body, this.settings.maxMessageBytes, (event) => {
-          if (event.event !== undefined && event.event !== 'message') return;
-          const message = parseJson(event.data);
-          if (!message) return;
-          if (isRequest(msg) && message.id === msg.id && message.method === undefined) answered = true;
-          this.deliver(message, gen);
-        });
-      } catch (err) {
-        if (this.stopped) return;
-        if (!answered) this.failRequest(msg, gen, `the answer stream broke before the response: ${describe(err)}`);
-        return;
-      }
-      if (!answered) this.failRequest(msg, gen, 'the server closed the answer stream before sending the response');
-      return;
-    }
-    const text = await readText(res.body, this.settings.maxMessageBytes);
-    if (text.trim() === '') {
-      if (isRequest(msg)) this.failRequest(msg, gen, `the server answered HTTP ${res.statusCode} without a response`);
-      return;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new TransportFailure(`the answer is not JSON: ${snippet(text)}`);
-    }
-    const messages = Array.isArray(parsed) ? parsed : [parsed];
-    for (const message of messages) if (isObject(message)) this.deliver(message, gen);
   }
 
   private deliver(message: JsonObject, gen: number): void {

@@ -19,7 +19,7 @@ describe('transport-http: a remote server that speaks 2026-07-28 is used in its 
     let upstream: RemoteUpstream | undefined;
     before(async () => {
       kernel = createKernel({ port: 0, logger: pino({ level: 'silent' }) });
-      kernel.use(transportHttp());
+      kernel.use(transportHttp({ reconnect: { initialDelayMs: 50, maxDelayMs: 200 } }));
       await kernel.start();
     });
     afterEach(async () => {
@@ -56,6 +56,34 @@ describe('transport-http: a remote server that speaks 2026-07-28 is used in its 
         { method: 'tools/call', header: 'tools/call', name: 'echo', version: MODERN, metaVersion: MODERN, session: null },
       ]);
       expect(log.events).to.deep.equal([{ kind: 'up' }]);
+    });
+
+    it('after the server is killed and restarted on the same port, reports down then up and probes server/discover again', async () => {
+      const first = await startModernRemote();
+      const server: ServerDefinition = { name: 'far', entry: { url: first.url }, source: `${repoRoot}/test-config.json`, dir: repoRoot, transport: 'http' };
+      upstream = kernel.transports.get('http')!.create({ server, env: {}, label: 'far (test)', log: kernel.log }) as RemoteUpstream;
+      const log = new ListenerLog();
+      await upstream.start(log);
+      upstream.send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'proxy', version: '1' } } });
+      await log.answer(1);
+      expect(upstream.protocol).to.equal('modern');
+
+      // no session and no GET stream: the loss shows on the next call
+      await first.kill();
+      upstream.send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'lost' } } });
+      const failed = await log.answer(2);
+      expect((failed.error as { message: string }).message).to.include(`Remote server "far" (${first.url}): cannot reach ${first.url}`);
+      await log.until(() => log.events.some((e) => e.kind === 'down'), 'down');
+      expect((log.events[1] as { willRetry: boolean }).willRetry).to.equal(true);
+
+      const second = await startModernRemote(first.port);
+      await log.until(() => log.events.filter((e) => e.kind === 'up').length === 2, 'up again');
+      expect(log.events.map((e) => e.kind)).to.deep.equal(['up', 'down', 'up']);
+      upstream.send({ jsonrpc: '2.0', id: 10, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'proxy', version: '1' } } });
+      expect(((await log.answer(10)).result as { serverInfo: unknown }).serverInfo).to.deep.equal({ name: 'modern-remote', version: '2.4.0-test' });
+      upstream.send({ jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'echo', arguments: { message: 'back' } } });
+      expect(textOf((await log.answer(11)).result)).to.equal('modern remote echo: back');
+      expect((await second.stats()).seen.map((s) => s.method)).to.deep.equal(['server/discover', 'tools/call']);
     });
   });
 

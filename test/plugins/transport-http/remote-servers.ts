@@ -95,8 +95,8 @@ export async function startFixture(): Promise<RemoteServer & { stats(): Promise<
 }
 
 /** test/fixtures/modern-http-server.mjs: an SDK v2 server that speaks only 2026-07-28, stateless, recording each POST. */
-export async function startModernRemote(): Promise<RemoteServer & { stats(): Promise<ModernStats> }> {
-  const { child, match } = await startChild([fixture('modern-http-server.mjs')], {}, /\{"port":(\d+)\}/, 'stdout');
+export async function startModernRemote(onPort?: number): Promise<RemoteServer & { stats(): Promise<ModernStats> }> {
+  const { child, match } = await startChild([fixture('modern-http-server.mjs')], onPort === undefined ? {} : { PORT: String(onPort) }, /\{"port":(\d+)\}/, 'stdout');
   running.add(child);
   const port = Number(match[1]);
   const base = `http://127.0.0.1:${port}`;
