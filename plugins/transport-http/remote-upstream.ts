@@ -17,7 +17,6 @@ import { discover, discoverRequest, initializeResult, modernHeaders, withEnvelop
 import type { RemoteSettings } from './settings.js';
 
 export type { ReconnectSettings, RemoteSettings } from './settings.js';
-export { describe, backoff } from './http-body.js';
 
 /** 'streamable': Streamable HTTP with a session; 'legacy': 2024-11-05 HTTP+SSE; 'modern': 2026-07-28, no session */
 export type Mode = 'unknown' | 'streamable' | 'legacy' | 'modern';
