@@ -3,6 +3,7 @@ import type { Plugin } from './core/index.js';
 import { transportStdio } from './plugins/transport-stdio/index.js';
 import { proxyJsonRpc } from './plugins/proxy-jsonrpc/index.js';
 import { transportSse } from './plugins/transport-sse/index.js';
+import { transportHttp, type TransportHttpOptions } from './plugins/transport-http/index.js';
 import { authOAuth2Pkce } from './plugins/auth-oauth2-pkce/index.js';
 import { stateRedis, type StateRedisOptions } from './plugins/state-redis/index.js';
 import { metricsPrometheus, type MetricsPrometheusOptions } from './plugins/metrics-prometheus/index.js';
@@ -10,10 +11,10 @@ import { webConsole, type WebConsoleOptions } from './plugins/console/index.js';
 import { groups, groupServers, parseGroupFlag, describeGroup } from './plugins/groups/index.js';
 
 export * from './core/index.js';
-export { transportStdio, proxyJsonRpc, transportSse, authOAuth2Pkce, stateRedis, type StateRedisOptions, metricsPrometheus, type MetricsPrometheusOptions, webConsole, type WebConsoleOptions };
+export { transportStdio, proxyJsonRpc, transportSse, transportHttp, type TransportHttpOptions, authOAuth2Pkce, stateRedis, type StateRedisOptions, metricsPrometheus, type MetricsPrometheusOptions, webConsole, type WebConsoleOptions };
 export { groups, groupServers, parseGroupFlag, describeGroup };
 
-/** The plugins `fluidmcp run` uses: stdio and remote transports, the proxy, SSE, and OAuth2 PKCE. */
+/** The plugins `fluidmcp run` uses: stdio and remote (http) transports, the proxy, SSE, and OAuth2 PKCE. */
 export function builtinPlugins(options: { tokenKeys?: readonly string[] } = {}): Plugin[] {
-  return [transportStdio(), proxyJsonRpc(), transportSse(), authOAuth2Pkce(options.tokenKeys?.length ? { tokenKeys: options.tokenKeys } : {})];
+  return [transportStdio(), transportHttp(), proxyJsonRpc(), transportSse(), authOAuth2Pkce(options.tokenKeys?.length ? { tokenKeys: options.tokenKeys } : {})];
 }

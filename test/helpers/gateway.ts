@@ -4,6 +4,7 @@ import {
   parseConfig,
   proxyJsonRpc,
   transportSse,
+  transportHttp,
   transportStdio,
   type Kernel,
   type KernelOptions,
@@ -36,7 +37,7 @@ export interface TestGatewayOptions {
 export async function startGateway(servers: Record<string, ServerEntry>, options: TestGatewayOptions = {}): Promise<TestGateway> {
   const config = parseConfig({ mcpServers: servers }, `${repoRoot}/test-config.json`, repoRoot);
   const kernel = createKernel({ port: 0, host: '127.0.0.1', logger: pino({ level: 'silent' }), ...options.kernel, servers: config.servers });
-  for (const plugin of options.plugins ?? [transportStdio(), proxyJsonRpc(options.proxy), transportSse()]) kernel.use(plugin);
+  for (const plugin of options.plugins ?? [transportStdio(), transportHttp(), proxyJsonRpc(options.proxy), transportSse()]) kernel.use(plugin);
   await kernel.start();
   const base = `http://127.0.0.1:${kernel.address().port}`;
   if (options.waitForServers !== false) await serversSettled(base);

@@ -41,7 +41,7 @@ describe('plugin API: the package entry point', () => {
       expect(root.errors[code]()).to.be.instanceOf(root.FluidError);
     }
     expect(root.serverFieldError).to.be.a('function');
-    expect(root.builtinPlugins().map((p) => p.name)).to.deep.equal(['transport-stdio', 'proxy-jsonrpc', 'transport-sse', 'auth-oauth2-pkce']);
+    expect(root.builtinPlugins().map((p) => p.name)).to.deep.equal(['transport-stdio', 'transport-http', 'proxy-jsonrpc', 'transport-sse', 'auth-oauth2-pkce']);
   });
 
   it('ships type declarations where package.json says', () => {

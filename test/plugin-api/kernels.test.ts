@@ -5,6 +5,7 @@ import {
   errors,
   proxyJsonRpc,
   transportSse,
+  transportHttp,
   transportStdio,
   type Plugin,
   type ServerEntry,
@@ -81,9 +82,9 @@ describe('plugin API: kernels built with and without each built-in plugin', () =
     });
   });
 
-  it('without transport-stdio: transport-sse reaches a remote server, here another kernel', async () => {
+  it('without transport-stdio: transport-http reaches a remote server, here another kernel', async () => {
     const inner = await start({ everything: everythingEntry() }, [proxyJsonRpc(), stdio()]);
-    const outer = await start({ remote: { url: inner.url('/everything/mcp') } }, [proxyJsonRpc(), transportSse()]);
+    const outer = await start({ remote: { url: inner.url('/everything/mcp') } }, [transportHttp(), proxyJsonRpc()]);
     const res = await postJson(outer.url('/remote/mcp'), echo('through two gateways'));
     expect(res.status, res.text).to.equal(200);
     expect(echoed(res)).to.equal('Echo: through two gateways');
@@ -104,7 +105,7 @@ describe('plugin API: kernels built with and without each built-in plugin', () =
     expect(err.message).to.match(/test-config\.json: mcpServers\.everything: no plugin handles transport for "command .*node" \(known: none\)\. Load a plugin that does with --plugin <module> or a "plugins" list in the config$/);
   });
 
-  it('without transport-sse: a remote server is a start-up error listing the transports there are', async () => {
+  it('without transport-http: a remote server is a start-up error listing the transports there are', async () => {
     const err = await startError({ remote: { url: 'http://127.0.0.1:9/mcp' } }, [proxyJsonRpc(), stdio()]);
     expect(err.message).to.match(/mcpServers\.remote: no plugin handles transport for "url http:\/\/127\.0\.0\.1:9\/mcp" \(known: stdio\)/);
   });

@@ -94,6 +94,28 @@ export async function startFixture(): Promise<RemoteServer & { stats(): Promise<
   };
 }
 
+/** test/fixtures/modern-http-server.mjs: an SDK v2 server that speaks only 2026-07-28, stateless, recording each POST. */
+export async function startModernRemote(onPort?: number): Promise<RemoteServer & { stats(): Promise<ModernStats> }> {
+  const { child, match } = await startChild([fixture('modern-http-server.mjs')], onPort === undefined ? {} : { PORT: String(onPort) }, /\{"port":(\d+)\}/, 'stdout');
+  running.add(child);
+  const port = Number(match[1]);
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    port,
+    url: `${base}/mcp`,
+    kill: async () => {
+      child.kill('SIGKILL');
+      await waitForExit(child);
+      running.delete(child);
+    },
+    stats: async () => (await (await fetch(`${base}/_stats`)).json()) as ModernStats,
+  };
+}
+
+export interface ModernStats {
+  seen: { method: string | null; header: string | null; name: string | null; version: string | null; metaVersion: string | null; session: string | null }[];
+}
+
 export interface FixtureStats {
   seen: { method: string | null; authorization: string | null; 'x-team': string | null; session: string | null; version: string | null; accept: string | null }[];
   deleted: string[];

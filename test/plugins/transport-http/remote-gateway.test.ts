@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { proxyJsonRpc, transportSse, transportStdio, type JsonObject } from '../../../index.js';
+import { proxyJsonRpc, transportHttp, transportSse, transportStdio, type JsonObject } from '../../../index.js';
 import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { freePort, killAll, startEverything, type RemoteServer } from './remote-servers.js';
-import { readSse } from './sse-reader.js';
+import { readSse } from '../transport-sse/sse-reader.js';
 
-const plugins = () => [transportStdio(), proxyJsonRpc({ handshakeTimeoutMs: 10_000 }), transportSse({ remote: { reconnect: { initialDelayMs: 50, maxDelayMs: 200 } } })];
+const plugins = () => [transportStdio(), transportHttp({ reconnect: { initialDelayMs: 50, maxDelayMs: 200 } }), proxyJsonRpc({ handshakeTimeoutMs: 10_000 }), transportSse()];
 
 async function connect(gw: TestGateway, name: string): Promise<Client> {
   const client = new Client({ name: 'remote-test', version: '1.0.0' });
@@ -19,7 +19,7 @@ async function healthOf(gw: TestGateway, name: string): Promise<JsonObject> {
   return ((await res.json()) as { servers: Record<string, JsonObject> }).servers[name]!;
 }
 
-describe('transport-sse: remote servers served through the gateway at /{name}/mcp', function () {
+describe('transport-http: remote servers served through the gateway at /{name}/mcp', function () {
   this.timeout(30_000);
   let gw: TestGateway | undefined;
   afterEach(async () => {

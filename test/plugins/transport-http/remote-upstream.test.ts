@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { createKernel, FluidError, transportSse, type JsonObject, type Kernel, type ServerDefinition, type ServerEntry, type Upstream } from '../../../index.js';
-import type { RemoteUpstream } from '../../../plugins/transport-sse/index.js';
+import { createKernel, FluidError, transportHttp, type JsonObject, type Kernel, type ServerDefinition, type ServerEntry, type Upstream } from '../../../index.js';
+import type { RemoteUpstream } from '../../../plugins/transport-http/index.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { freePort, killAll, ListenerLog, startEverything, startFixture } from './remote-servers.js';
 
@@ -9,11 +9,11 @@ const initialize = (id: number): JsonObject => ({
   jsonrpc: '2.0',
   id,
   method: 'initialize',
-  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'transport-sse-test', version: '1.0.0' } },
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'transport-http-test', version: '1.0.0' } },
 });
 const initialized: JsonObject = { jsonrpc: '2.0', method: 'notifications/initialized' };
 
-describe('transport-sse: remote servers by URL (the http transport, driven directly)', function () {
+describe('transport-http: remote servers by URL (the http transport, driven directly)', function () {
   this.timeout(30_000);
   let kernel: Kernel;
   const upstreams: Upstream[] = [];
@@ -21,7 +21,7 @@ describe('transport-sse: remote servers by URL (the http transport, driven direc
   before(async () => {
     // the kernel registers the plugin, so the factory and its pooled agent are the real ones
     kernel = createKernel({ port: 0, logger: pino({ level: 'silent' }) });
-    kernel.use(transportSse({ remote: { reconnect: { initialDelayMs: 50, maxDelayMs: 200 }, endpointTimeoutMs: 5000 } }));
+    kernel.use(transportHttp({ reconnect: { initialDelayMs: 50, maxDelayMs: 200 }, endpointTimeoutMs: 5000 }));
     await kernel.start();
   });
   afterEach(async () => {
@@ -156,7 +156,11 @@ describe('transport-sse: remote servers by URL (the http transport, driven direc
         await new Promise((r) => setTimeout(r, 20));
         stats = await remote.stats();
       }
-      expect(stats.seen.map((s) => s.method)).to.deep.equal(['initialize', 'notifications/initialized', 'tools/list', 'tools/call']);
+      // first the 2026-07-28 probe, which this 2025 server answers with an error, then the 2025 handshake
+      expect(stats.seen.map((s) => s.method)).to.deep.equal(['server/discover', 'initialize', 'notifications/initialized', 'tools/list', 'tools/call']);
+      expect(stats.seen[0]!.version).to.equal('2026-07-28');
+      expect(stats.seen[0]!.session).to.equal(null);
+      stats.seen.shift();
       for (const s of stats.seen) {
         expect(s.authorization).to.equal('Bearer caller-token');
         expect(s['x-team']).to.equal('blue');
@@ -207,7 +211,7 @@ describe('transport-sse: remote servers by URL (the http transport, driven direc
   });
 });
 
-describe('transport-sse: validating remote entries', () => {
+describe('transport-http: validating remote entries', () => {
   it('refuses to start when a header refers to a variable that is not set, naming the field', async () => {
     delete process.env.SSE_TEST_MISSING;
     const kernel = createKernel({
@@ -215,7 +219,7 @@ describe('transport-sse: validating remote entries', () => {
       logger: pino({ level: 'silent' }),
       servers: [{ name: 'remote', entry: { url: 'http://127.0.0.1:9/mcp', headers: { Authorization: 'Bearer ${SSE_TEST_MISSING}' } }, source: '/tmp/config.json', dir: '/tmp', transport: '' }],
     });
-    kernel.use(transportSse());
+    kernel.use(transportHttp());
     let error: unknown;
     await kernel.start().catch((err: unknown) => (error = err));
     expect((error as FluidError).code).to.equal('FMCP_ERR_CONFIG_INVALID');
@@ -229,7 +233,7 @@ describe('transport-sse: validating remote entries', () => {
       logger: pino({ level: 'silent' }),
       servers: [{ name: 'remote', entry: { url: 'http://127.0.0.1:9/mcp', env: { KEY: 'k' }, headers: { 'X-Key': '${KEY}' } }, source: '/tmp/config.json', dir: '/tmp', transport: '' }],
     });
-    kernel.use(transportSse());
+    kernel.use(transportHttp());
     await kernel.start();
     expect(kernel.servers.get('remote')!.transport).to.equal('http');
     await kernel.stop();

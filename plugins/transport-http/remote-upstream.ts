@@ -1,7 +1,5 @@
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { request } from './undici.js';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import {
   errors,
   type FluidError,
@@ -13,39 +11,20 @@ import {
   type UpstreamStatus,
 } from '../../core/index.js';
 import { remoteHeaders } from './remote-config.js';
+import { backoff, describe, headerValue, isObject, isRequest, parseJson, readEvents, readPostAnswer, readText, snippet } from './http-body.js';
+import { HttpSseConnection } from './http-sse-connection.js';
+import { discover, discoverRequest, initializeResult, modernHeaders, withEnvelope } from './modern-wire.js';
+import type { RemoteSettings } from './settings.js';
 
-export interface ReconnectSettings {
-  /** first delay before reconnecting, ms */
-  initialDelayMs: number;
-  /** longest delay between attempts, ms */
-  maxDelayMs: number;
-  /** attempts before giving up (Infinity: never) */
-  maxAttempts: number;
-}
+export type { ReconnectSettings, RemoteSettings } from './settings.js';
 
-export interface RemoteSettings {
-  /** time to receive the response headers of a GET, DELETE or HTTP+SSE POST, ms */
-  headersTimeoutMs: number;
-  /** Streamable HTTP POST: time to the answer's headers and longest silence inside it, ms */
-  requestTimeoutMs: number;
-  /** HTTP+SSE: time to wait for the `endpoint` event, ms */
-  endpointTimeoutMs: number;
-  /** largest JSON answer or single SSE event read from a remote server, bytes */
-  maxMessageBytes: number;
-  reconnect: ReconnectSettings;
-}
-
-export type Mode = 'unknown' | 'streamable' | 'legacy';
+/** 'streamable': Streamable HTTP with a session; 'legacy': 2024-11-05 HTTP+SSE; 'modern': 2026-07-28, no session */
+export type Mode = 'unknown' | 'streamable' | 'legacy' | 'modern';
 
 /** A JSON-RPC error code for failures of the transport itself (implementation-defined server error). */
 const TRANSPORT_ERROR = -32000;
 const FALLBACK_STATUSES = new Set([400, 404, 405]);
 const PROBE_HEADERS_TIMEOUT_MS = 10_000;
-
-const isRequest = (m: JsonObject): boolean => typeof m.method === 'string' && m.id !== undefined && m.id !== null;
-const headerValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
-
-class TransportFailure extends Error {}
 
 /**
  * An MCP server reached by URL: Streamable HTTP (2025-03-26 and later), falling back to the
@@ -70,8 +49,11 @@ export class RemoteUpstream implements Upstream {
   private getStream: AbortController | undefined;
   private getRetries = 0;
   private lastEventId: string | undefined;
-  private legacyEndpoint: URL | undefined;
-  private legacyStream: AbortController | undefined;
+  private legacy: HttpSseConnection | undefined;
+  /** 2026-07-28: the POST of each request in flight, by its id, so notifications/cancelled can close it */
+  private readonly modernCalls = new Map<unknown, AbortController>();
+  /** the proxy's clientInfo, from its initialize, sent in every modern request's `_meta` */
+  private clientInfo: unknown;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -91,7 +73,7 @@ export class RemoteUpstream implements Upstream {
     return { ...this.statusValue };
   }
 
-  /** which transport the server speaks, once `initialize` told: 'streamable' (Streamable HTTP) or 'legacy' (HTTP+SSE) */
+  /** which transport the server speaks, once the handshake told: 'modern' (2026-07-28), 'streamable' (Streamable HTTP) or 'legacy' (HTTP+SSE) */
   get protocol(): Mode {
     return this.mode;
   }
@@ -141,7 +123,7 @@ export class RemoteUpstream implements Upstream {
     this.statusValue.state = 'stopped';
     clearTimeout(this.reconnectTimer);
     this.getStream?.abort();
-    this.legacyStream?.abort();
+    this.legacy?.close();
     for (const ac of this.inFlight) ac.abort();
     this.inFlight.clear();
     const session = this.mode === 'streamable' ? this.sessionId : undefined;
@@ -173,19 +155,70 @@ export class RemoteUpstream implements Upstream {
         this.sessionId = undefined;
         this.protocolVersion = undefined;
       }
+      // a server met for the first time, or one that spoke 2026-07-28 before: does it (still) speak it?
+      if (this.mode === 'unknown' || this.mode === 'modern') {
+        const params = isObject(msg.params) ? msg.params : {};
+        const discovered = await this.discover(params.clientInfo, gen);
+        if (gen !== this.generation || this.stopped) return;
+        if (discovered) {
+          this.mode = 'modern';
+          this.clientInfo = params.clientInfo;
+          this.log.info('the remote server speaks 2026-07-28 (it answered server/discover)');
+          this.deliver({ jsonrpc: '2.0', id: msg.id, result: initializeResult(discovered, params.protocolVersion) }, gen);
+          return;
+        }
+        this.mode = 'unknown';
+      }
     }
     if (this.mode === 'legacy') return this.postLegacy(msg, body, gen);
+    if (this.mode === 'modern') return this.postModern(msg, gen);
     return this.postStreamable(msg, body, gen);
   }
 
-  private async postStreamable(msg: JsonObject, body: string, gen: number): Promise<void> {
+  // ---- 2026-07-28 ---------------------------------------------------------------------------------
+
+  /** The discover result when the server offers 2026-07-28; undefined when not (a 2025 or HTTP+SSE server) or unreachable. */
+  private async discover(clientInfo: unknown, gen: number): Promise<JsonObject | undefined> {
+    const ac = this.track(new AbortController());
+    try {
+      // bounded like the reachability probe: a server that hangs on an unknown method must not eat the handshake's time
+      const timeoutMs = Math.min(this.settings.headersTimeoutMs, PROBE_HEADERS_TIMEOUT_MS);
+      return await discover(this.url, this.headers, await this.agent(), timeoutMs, this.settings.maxMessageBytes, discoverRequest(`fluidmcp-discover-${gen}`, clientInfo), ac.signal);
+    } catch (err) {
+      this.log.debug({ error: describe(err) }, 'server/discover failed; trying initialize');
+      return undefined;
+    } finally {
+      this.inFlight.delete(ac);
+    }
+  }
+
+  /** Sends one message in the 2026-07-28 way: requests with their envelope; no handshake, no answers to the server. */
+  private async postModern(msg: JsonObject, gen: number): Promise<void> {
+    if (isRequest(msg)) {
+      const modern = withEnvelope(msg, this.clientInfo);
+      return this.postStreamable(msg, JSON.stringify(modern), gen, modernHeaders(modern));
+    }
+    if (msg.method === 'notifications/cancelled') {
+      // a modern request is cancelled by closing its stream
+      const params = isObject(msg.params) ? msg.params : {};
+      this.modernCalls.get(params.requestId)?.abort();
+      return;
+    }
+    // notifications/initialized and the like have no 2026-07-28 counterpart; a modern server sends no requests to answer
+    this.log.debug({ method: msg.method }, 'not sent to a 2026-07-28 server: the message has no counterpart there');
+  }
+
+  private async postStreamable(msg: JsonObject, body: string, gen: number, eraHeaders: Record<string, string> = {}): Promise<void> {
     const session = msg.method === 'initialize' ? undefined : this.sessionId;
     const headers: Record<string, string> = {
       ...this.sessionHeaders(session),
+      ...eraHeaders,
       accept: 'application/json, text/event-stream',
       'content-type': 'application/json',
     };
     const ac = this.track(new AbortController());
+    const modernId = this.mode === 'modern' && isRequest(msg) ? msg.id : undefined;
+    if (modernId !== undefined) this.modernCalls.set(modernId, ac);
     let res: Dispatcher.ResponseData;
     try {
       res = await request(this.url, {
@@ -200,7 +233,9 @@ export class RemoteUpstream implements Upstream {
       });
     } catch (err) {
       this.inFlight.delete(ac);
-      if (this.stopped) return;
+      if (modernId !== undefined) this.modernCalls.delete(modernId);
+      // stopped, or the call was cancelled (only 2026-07-28 calls are aborted one by one)
+      if (this.stopped || ac.signal.aborted) return;
       this.failRequest(msg, gen, `cannot reach ${this.url.href}: ${describe(err)}`);
       this.lost(err as Error, gen);
       return;
@@ -217,7 +252,8 @@ export class RemoteUpstream implements Upstream {
           this.sessionId = headerValue(res.headers['mcp-session-id']);
         }
         try {
-          await this.readAnswer(res, msg, gen);
+          const unanswered = await readPostAnswer(res, msg, this.settings.maxMessageBytes, (m) => this.deliver(m, gen));
+          if (unanswered) this.failRequest(msg, gen, unanswered);
         } catch (err) {
           if (!this.stopped) this.failRequest(msg, gen, `unreadable answer: ${describe(err)}`);
         }
@@ -239,43 +275,8 @@ export class RemoteUpstream implements Upstream {
       if (!isRequest(msg)) this.log.warn({ status, method: msg.method }, 'the remote server refused a message');
     } finally {
       this.inFlight.delete(ac);
+      if (modernId !== undefined) this.modernCalls.delete(modernId);
     }
-  }
-
-  /** Reads a 2xx answer to a POST: nothing (202), JSON, or an SSE stream that carries the response. */
-  private async readAnswer(res: Dispatcher.ResponseData, msg: JsonObject, gen: number): Promise<void> {
-    const type = headerValue(res.headers['content-type']) ?? '';
-    if (type.startsWith('text/event-stream')) {
-      let answered = false;
-      try {
-        await readEvents(res.body, this.settings.maxMessageBytes, (event) => {
-          if (event.event !== undefined && event.event !== 'message') return;
-          const message = parseJson(event.data);
-          if (!message) return;
-          if (isRequest(msg) && message.id === msg.id && message.method === undefined) answered = true;
-          this.deliver(message, gen);
-        });
-      } catch (err) {
-        if (this.stopped) return;
-        if (!answered) this.failRequest(msg, gen, `the answer stream broke before the response: ${describe(err)}`);
-        return;
-      }
-      if (!answered) this.failRequest(msg, gen, 'the server closed the answer stream before sending the response');
-      return;
-    }
-    const text = await readText(res.body, this.settings.maxMessageBytes);
-    if (text.trim() === '') {
-      if (isRequest(msg)) this.failRequest(msg, gen, `the server answered HTTP ${res.statusCode} without a response`);
-      return;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new TransportFailure(`the answer is not JSON: ${snippet(text)}`);
-    }
-    const messages = Array.isArray(parsed) ? parsed : [parsed];
-    for (const message of messages) if (isObject(message)) this.deliver(message, gen);
   }
 
   private deliver(message: JsonObject, gen: number): void {
@@ -373,69 +374,22 @@ export class RemoteUpstream implements Upstream {
     await this.postLegacy(msg, body, gen);
   }
 
-  /** Opens the SSE stream and resolves once the `endpoint` event names where to POST. */
+  /** Opens the HTTP+SSE stream and resolves once the `endpoint` event names where to POST. */
   private connectLegacy(gen: number): Promise<void> {
-    this.legacyStream?.abort();
-    this.legacyEndpoint = undefined;
-    const ac = new AbortController();
-    this.legacyStream = ac;
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = (err?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          ac.abort();
-          reject(err);
-        } else resolve();
-      };
-      const timer = setTimeout(() => settle(new TransportFailure(`no endpoint event within ${this.settings.endpointTimeoutMs} ms`)), this.settings.endpointTimeoutMs);
-      const run = async (): Promise<void> => {
-        const res = await request(this.url, {
-          dispatcher: await this.agent(),
-          method: 'GET',
-          headers: { ...this.headers, accept: 'text/event-stream' },
-          signal: ac.signal,
-          headersTimeout: this.settings.headersTimeoutMs,
-          bodyTimeout: 0,
-        });
-        const type = headerValue(res.headers['content-type']) ?? '';
-        if (res.statusCode !== 200 || !type.startsWith('text/event-stream')) {
-          await res.body.dump().catch(() => undefined);
-          throw new TransportFailure(`GET answered HTTP ${res.statusCode}${type ? ` (${type})` : ''}, not an event stream`);
-        }
-        await readEvents(res.body, this.settings.maxMessageBytes, (event) => {
-          if (event.event === 'endpoint') {
-            const endpoint = new URL(event.data.trim(), this.url);
-            if (endpoint.origin !== this.url.origin) {
-              settle(new TransportFailure(`the endpoint ${endpoint.origin} is on another origin than ${this.url.origin}; refused`));
-              return;
-            }
-            this.legacyEndpoint = endpoint;
-            settle();
-            return;
-          }
-          if (event.event !== undefined && event.event !== 'message') return;
-          const message = parseJson(event.data);
-          if (message) this.deliver(message, gen);
-        });
-        throw new TransportFailure('the server closed the event stream');
-      };
-      run().catch((err: unknown) => {
-        if (!settled) {
-          settle(err instanceof Error ? err : new Error(String(err)));
-          return;
-        }
-        if (ac.signal.aborted || this.stopped || this.legacyStream !== ac) return;
-        // an HTTP+SSE session lives as long as its stream
-        this.lost(err instanceof Error ? err : new Error(String(err)), gen);
-      });
-    });
+    this.legacy?.close();
+    const connection = new HttpSseConnection(this.url, this.headers, this.agent, this.settings);
+    this.legacy = connection;
+    return connection.open(
+      (message) => this.deliver(message, gen),
+      // an HTTP+SSE session lives as long as its stream
+      (err) => {
+        if (!this.stopped && this.legacy === connection) this.lost(err, gen);
+      },
+    );
   }
 
   private async postLegacy(msg: JsonObject, body: string, gen: number): Promise<void> {
-    if (!this.legacyEndpoint) {
+    if (!this.legacy?.endpoint) {
       if (msg.method !== 'initialize') {
         this.failRequest(msg, gen, 'the event stream is not connected');
         return;
@@ -448,25 +402,17 @@ export class RemoteUpstream implements Upstream {
         return;
       }
     }
+    const connection = this.legacy!;
     const ac = this.track(new AbortController());
     try {
-      const res = await request(this.legacyEndpoint!, {
-        dispatcher: await this.agent(),
-        method: 'POST',
-        headers: { ...this.headers, 'content-type': 'application/json' },
-        body,
-        signal: ac.signal,
-        headersTimeout: this.settings.headersTimeoutMs,
-        bodyTimeout: this.settings.headersTimeoutMs,
-      });
-      const text = await readText(res.body, 64 * 1024).catch(() => '');
-      if (res.statusCode < 200 || res.statusCode >= 300) {
-        this.failRequest(msg, gen, `the message endpoint answered HTTP ${res.statusCode}${text ? `: ${snippet(text)}` : ''}`);
-        if (!isRequest(msg)) this.log.warn({ status: res.statusCode, method: msg.method }, 'the remote server refused a message');
+      const { status, text } = await connection.post(body, ac.signal);
+      if (status < 200 || status >= 300) {
+        this.failRequest(msg, gen, `the message endpoint answered HTTP ${status}${text ? `: ${snippet(text)}` : ''}`);
+        if (!isRequest(msg)) this.log.warn({ status, method: msg.method }, 'the remote server refused a message');
       }
     } catch (err) {
       if (this.stopped) return;
-      this.failRequest(msg, gen, `cannot reach ${this.legacyEndpoint!.href}: ${describe(err)}`);
+      this.failRequest(msg, gen, `cannot reach ${connection.endpoint!.href}: ${describe(err)}`);
       this.lost(err as Error, gen);
     } finally {
       this.inFlight.delete(ac);
@@ -505,9 +451,9 @@ export class RemoteUpstream implements Upstream {
     this.getRetries = 0;
     this.getStream?.abort();
     this.getStream = undefined;
-    this.legacyStream?.abort();
-    this.legacyStream = undefined;
-    this.legacyEndpoint = undefined;
+    this.legacy?.close();
+    this.legacy = undefined;
+    this.modernCalls.clear();
     for (const ac of this.inFlight) ac.abort();
     this.inFlight.clear();
     this.gate = Promise.resolve();
@@ -567,74 +513,3 @@ export class RemoteUpstream implements Upstream {
   }
 }
 
-// ---- helpers ---------------------------------------------------------------------------------------
-
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function parseJson(text: string): JsonObject | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return isObject(v) ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function snippet(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
-}
-
-/** The most telling message of an undici or network error (the cause holds ECONNREFUSED and the like). */
-export function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = (err as Error & { cause?: unknown }).cause;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (cause instanceof Error && cause.message && cause.message !== err.message) return `${err.message}: ${cause.message}`;
-  if (err instanceof AggregateError && err.errors.length > 0) return describe(err.errors[0]);
-  return code && !err.message.includes(code) ? `${code} ${err.message}` : err.message || code || 'unknown error';
-}
-
-export function backoff(settings: ReconnectSettings, attempt: number): number {
-  const base = Math.min(settings.maxDelayMs, settings.initialDelayMs * 2 ** Math.min(attempt, 20));
-  // jitter keeps many upstreams from reconnecting in step
-  return Math.round(base / 2 + Math.random() * (base / 2));
-}
-
-async function readText(body: Readable, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > limit) {
-      body.destroy();
-      throw new TransportFailure(`the answer is larger than ${limit} bytes`);
-    }
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
-}
-
-/** Feeds an SSE body through eventsource-parser; resolves at its end, rejects if it breaks. */
-async function readEvents(body: Readable, maxBytes: number, onEvent: (event: EventSourceMessage) => void): Promise<void> {
-  let failure: Error | undefined;
-  const parser = createParser({
-    onEvent,
-    maxBufferSize: maxBytes,
-    onError: (err) => {
-      if (err.type === 'max-buffer-size-exceeded') failure = new TransportFailure(`an event is larger than ${maxBytes} characters`);
-    },
-  });
-  // undici's body ignores setEncoding: decode here, keeping characters cut between chunks whole
-  const decoder = new TextDecoder();
-  for await (const chunk of body) {
-    parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
-    if (failure) {
-      body.destroy();
-      throw failure;
-    }
-  }
-}
