@@ -142,6 +142,11 @@ export interface UpstreamOptions {
   readonly events?: EventBus;
   /** the caller this instance serves, for upstreams that call other servers as that caller (groups) */
   readonly identity?: Identity;
+  /**
+   * what the gateway declares to this server, in its own handshake, that its clients can do; upstreams
+   * that speak to other servers for their clients (groups) declare the same, and no more
+   */
+  readonly clientCapabilities?: Readonly<Record<string, unknown>>;
 }
 
 export interface TransportFactory {

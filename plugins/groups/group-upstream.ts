@@ -62,10 +62,14 @@ export class GroupUpstream implements Upstream {
   private stopped = false;
   private readonly probing = new Set<MemberLink>();
 
+  /** what the proxy declared to the group on behalf of its clients: the group declares the same to its members */
+  private readonly declared: JsonObject;
+
   constructor(options: UpstreamOptions, private readonly context: GroupUpstreamContext, private readonly onStopped: () => void) {
     this.groupName = options.server.name;
     this.config = (options.server.entry as { group: GroupConfig }).group;
     this.log = options.log;
+    this.declared = { ...(options.clientCapabilities ?? {}) };
     this.links = this.config.members.map((m) => {
       const hasAuth = context.catalog.get(m.server)?.entry.auth !== undefined;
       return new MemberLink(m, anonymousOr(options.identity, hasAuth), options.log);
@@ -130,7 +134,7 @@ export class GroupUpstream implements Upstream {
 
   private connect(link: MemberLink): Promise<void> {
     const was = link.state;
-    const params = { protocolVersion: LATEST_VERSION, capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} }, clientInfo: { name: `fluidmcp-group-${this.groupName}`, version: this.context.version } };
+    const params = { protocolVersion: LATEST_VERSION, capabilities: this.declared, clientInfo: { name: `fluidmcp-group-${this.groupName}`, version: this.context.version } };
     return link.connect(this.context.channels(), (m) => this.fromMember(link, m), params).then(
       () => {
         this.log.debug({ member: link.name, was, now: link.state }, 'group member handshake done');

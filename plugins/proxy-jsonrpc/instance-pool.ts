@@ -69,7 +69,7 @@ export class InstancePool {
     if (!factory) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `no transport "${server.transport}"`);
     const label = shared ? server.name : `${server.name}#${key.slice(server.name.length + 1, server.name.length + 13)}`;
     const log = this.log.child({ server: label });
-    const upstream = factory.create({ server, env: identity.env, identity, label, log, events: this.options.events });
+    const upstream = factory.create({ server, env: identity.env, identity, label, log, events: this.options.events, clientCapabilities });
     const instance = new ServerInstance({ name: server.name, upstream, log, clientCapabilities, ...this.options, ...this.hooksFor(server, key) });
     this.instances.set(key, instance);
     if (!shared) {
