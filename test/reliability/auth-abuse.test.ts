@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Agent } from 'node:http';
 import { authOAuth2Pkce, proxyJsonRpc, transportSse, transportStdio, type ServerEntry } from '../../index.js';
-import { processesWith, RunningCli, tempTree } from '../helpers/cli.js';
+import { processesWith, RunningCli, suiteTempTree } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../helpers/oidc.js';
 import { fixture } from '../helpers/paths.js';
@@ -43,7 +43,7 @@ describe('reliability: auth abuse', function () {
   this.timeout(300_000);
 
   describe(`${LOGINS.toLocaleString('en')} login starts against fluidmcp run`, () => {
-    const tree = tempTree();
+    const tree = suiteTempTree();
     const marker = `fmcp-rel-logins-${randomUUID()}`;
     let cli: RunningCli;
     let port: number;
@@ -55,7 +55,6 @@ describe('reliability: auth abuse', function () {
     });
     after(async () => {
       await cli?.stop('SIGTERM');
-      tree.remove();
     });
 
     it('keeps the pending logins at maxPendingLogins (1000) and RSS within 20% of its warm-up level; every state is new', async () => {

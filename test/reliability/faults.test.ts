@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { Agent } from 'node:http';
 import { proxyJsonRpc, transportSse, transportStdio } from '../../index.js';
-import { everythingMetadata, processesWith, RunningCli, tempTree, type CliResult } from '../helpers/cli.js';
+import { everythingMetadata, processesWith, RunningCli, suiteTempTree, type CliResult } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { everythingServer, fixture } from '../helpers/paths.js';
 import { waitFor } from '../helpers/request.js';
@@ -289,7 +289,7 @@ describe('reliability: faults', function () {
   });
 
   describe('the gateway (fluidmcp run) stopped with SIGTERM under load', () => {
-    const tree = tempTree();
+    const tree = suiteTempTree();
     const marker = `fmcp-rel-sigterm-${randomUUID()}`;
     type Settled = { answer?: HttpAnswer; failure?: CallFailure };
     const settle = (p: Promise<HttpAnswer>): Promise<Settled> => p.then((answer) => ({ answer }), (failure: CallFailure) => ({ failure }));
@@ -337,7 +337,6 @@ describe('reliability: faults', function () {
     });
     after(async () => {
       await cli?.stop('SIGKILL').catch(() => undefined);
-      tree.remove();
     });
 
     it('exits with code 0 within 10 s and leaves no server process', () => {

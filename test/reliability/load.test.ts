@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { everythingMetadata, processesWith, RunningCli, tempTree } from '../helpers/cli.js';
+import { everythingMetadata, processesWith, RunningCli, suiteTempTree } from '../helpers/cli.js';
 import { waitFor } from '../helpers/request.js';
 import { describeTally, echoLoad, sleep } from './load-driver.js';
 import { mb, reliabilitySeconds, rssBytes } from './process-memory.js';
@@ -10,7 +10,7 @@ const CLIENTS = 64;
 describe('reliability: steady load through `fluidmcp run`', function () {
   const seconds = reliabilitySeconds();
   this.timeout(seconds * 1000 + 90_000);
-  const tree = tempTree();
+  const tree = suiteTempTree();
   const marker = `fmcp-rel-load-${randomUUID()}`;
   let cli: RunningCli;
   let port: number;
@@ -24,7 +24,6 @@ describe('reliability: steady load through `fluidmcp run`', function () {
   after(async () => {
     await cli?.stop('SIGTERM');
     await waitFor(() => processesWith(marker).length === 0, 5000, 'the server processes to end');
-    tree.remove();
   });
 
   it(`answers every call of ${CLIENTS} clients with its own payload, and RSS stays within 20% of its warm-up level`, async () => {

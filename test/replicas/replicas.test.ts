@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { everythingMetadata, RunningCli, tempTree } from '../helpers/cli.js';
+import { everythingMetadata, RunningCli, suiteTempTree } from '../helpers/cli.js';
 import { postJson } from '../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../helpers/oidc.js';
 import { parseMetrics, sampleValue } from '../helpers/prometheus.js';
@@ -57,7 +57,7 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
   let b: Replica;
   /** http://127.0.0.1:<nginx port> */
   let front: string;
-  const tree = tempTree();
+  const tree = suiteTempTree();
   const replicas: Replica[] = [];
 
   before(async function () {
@@ -89,7 +89,6 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
     await nginx?.stop();
     await redis?.stop();
     await oidc?.close();
-    tree.remove();
   });
 
   const metricsOf = async (r: Replica) => parseMetrics(await (await fetch(`${r.direct}/metrics`)).text());
