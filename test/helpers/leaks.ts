@@ -81,6 +81,8 @@ export function leakedProcesses(): LeakedProcess[] {
   const inCheckout = `${repoRoot}/`;
   for (const p of all.values()) {
     if (p.pid === process.pid || p.state === 'Z') continue;
+    // transport-stdio's watchdog of the test process itself (kernels started in-process): it ends with it
+    if (p.ppid === process.pid && p.cmdline.includes('fluidmcp-watchdog')) continue;
     if (p.marker === 'ours') {
       leaked.push({ pid: p.pid, cmdline: p.cmdline, why: 'marker' });
       continue;
