@@ -14,7 +14,7 @@ import {
 } from '../../core/index.js';
 import { LineFramer, type LineSink } from './line-framer.js';
 import { groupAlive, signalGroup, trackGroup, untrackGroup } from './process-groups.js';
-import { StderrReader, truncate } from './stderr-reader.js';
+import { secretValues, StderrReader, truncate } from './stderr-reader.js';
 
 /** Settings of the stdio transport; every field has a default. */
 export interface StdioOptions {
@@ -88,12 +88,13 @@ class Run implements LineSink {
     private readonly log: Logger,
     private readonly deliver: (message: JsonObject) => void,
     private readonly maxLineBytes: number,
+    secrets: readonly string[] = [],
   ) {
     this.pid = child.pid;
     this.exited = new Promise((r) => {
       this.markExited = r;
     });
-    this.stderr = new StderrReader(log);
+    this.stderr = new StderrReader(log, secrets);
     this.framer = new LineFramer(maxLineBytes, this);
     child.stdout.on('data', (chunk: Buffer) => {
       if (this.delivering) this.framer.push(chunk);
@@ -311,7 +312,7 @@ export class StdioUpstream implements Upstream {
       return Promise.reject(err as NodeJS.ErrnoException);
     }
     if (child.pid !== undefined) trackGroup(child.pid);
-    const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes);
+    const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes, secretValues(this.env, entry.env ?? {}, process.env));
     this.run = run;
     return new Promise((resolve, reject) => {
       let spawned = false;
