@@ -264,7 +264,9 @@ describe('cli: fluidmcp run', function () {
     ];
     // each case is its own process; run them a few at a time up front to keep the file fast
     const results = new Map<string, CliResult>();
-    before(async () => {
+    before(async function () {
+      // 25 processes: a loaded machine needs more than the default 30 s (each still has runCli's own bound)
+      this.timeout(150_000);
       const queue = [...cases];
       const worker = async (): Promise<void> => {
         for (let c = queue.shift(); c; c = queue.shift()) results.set(c.what, await runCli(c.args, { cwd: tree.root, env }));
