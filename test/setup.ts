@@ -1,6 +1,6 @@
 // reflect-metadata must load before tsyringe in every entry point
 import 'reflect-metadata';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { leakedProcesses, runMarker, type LeakedProcess } from './helpers/leaks.js';
@@ -21,6 +21,14 @@ import { leakedProcesses, runMarker, type LeakedProcess } from './helpers/leaks.
 const runTmp = mkdtempSync(join(tmpdir(), `fmcp-test-run-${process.pid}-`));
 process.env.TMPDIR = runTmp;
 process.env.FMCP_TEST_RUN = runMarker;
+// a run that ends without the root after-all hook (a bail, an abort): the folder goes if nothing is left in it
+process.on('exit', () => {
+  try {
+    rmdirSync(runTmp);
+  } catch {
+    // removed already, or something was left: the hook reported it
+  }
+});
 
 type Hook = (this: Mocha.Context) => Promise<void> | void;
 interface SuiteWithHooks {
