@@ -4,5 +4,5 @@ module.exports = {
   require: ['dist/test/setup.js'],
   reporter: './test/reporter.cjs',
   timeout: 30000,
-  exit: true,
+  // no `exit: true`: the suite ends by itself, and a leaked handle shows as a run that does not end
 };

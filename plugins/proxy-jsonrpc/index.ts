@@ -1,6 +1,7 @@
 import { ANONYMOUS, CHANNELS, EVENT_STREAMS, SERVER_CONTROL, definePlugin, type Plugin, type RouteCors } from '../../core/index.js';
 import { Channels } from './channels.js';
 import { ServerControls } from './control.js';
+import { PROXY_DEFAULTS } from './defaults.js';
 import { Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import { ModernEndpoint } from './modern-endpoint.js';
@@ -54,11 +55,11 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
         api.servers,
         api.transports,
         {
-          callTimeoutMs: options.callTimeoutMs ?? 60_000,
+          callTimeoutMs: options.callTimeoutMs ?? PROXY_DEFAULTS.callTimeoutMs,
           handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
           maxQueued: options.maxQueued ?? 10_000,
-          maxInstances: options.maxInstances ?? 32,
-          instanceIdleMs: options.instanceIdleMs ?? 10 * 60_000,
+          maxInstances: options.maxInstances ?? PROXY_DEFAULTS.maxInstances,
+          instanceIdleMs: options.instanceIdleMs ?? PROXY_DEFAULTS.instanceIdleMs,
           retryFailedAfterMs: options.retryFailedAfterMs ?? 30_000,
           sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
           maxSessions: options.maxSessions ?? 10_000,

@@ -10,7 +10,7 @@ export interface StateRedisOptions {
   prefix?: string;
   /** bound on the connection at start and on each reconnection, ms (default 5000) */
   connectTimeoutMs?: number;
-  /** bound on each command, ms (default 2000): a login never waits longer on Redis */
+  /** bound on each command, ms (default 1500): a login start or callback answers within 2 s when Redis hangs (docs/deploy.md) */
   commandTimeoutMs?: number;
 }
 
@@ -39,7 +39,7 @@ export function stateRedis(options: StateRedisOptions): Plugin {
         url: options.url,
         prefix: options.prefix ?? 'fmcp:',
         connectTimeoutMs: options.connectTimeoutMs ?? 5000,
-        commandTimeoutMs: options.commandTimeoutMs ?? 2000,
+        commandTimeoutMs: options.commandTimeoutMs ?? 1500,
         log: api.log,
       });
       api.provide(PENDING_STATE, store);

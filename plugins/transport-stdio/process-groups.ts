@@ -3,6 +3,8 @@
  * whatever it started. This module tracks the live groups and, as a last resort, kills them all
  * synchronously when the gateway exits without stopping its upstreams.
  */
+import { tellWatchdog } from './watchdog.js';
+
 const liveGroups = new Set<number>();
 let exitListenerInstalled = false;
 
@@ -15,6 +17,8 @@ function killAllOnExit(): void {
 
 export function trackGroup(pgid: number): void {
   liveGroups.add(pgid);
+  // a SIGKILLed gateway runs no exit handler: the watchdog ends the group then
+  tellWatchdog('+', pgid);
   if (!exitListenerInstalled) {
     exitListenerInstalled = true;
     process.on('exit', killAllOnExit);
@@ -22,7 +26,7 @@ export function trackGroup(pgid: number): void {
 }
 
 export function untrackGroup(pgid: number): void {
-  liveGroups.delete(pgid);
+  if (liveGroups.delete(pgid)) tellWatchdog('-', pgid);
 }
 
 /** How many groups are tracked (for tests and /health). */

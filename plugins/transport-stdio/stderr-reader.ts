@@ -18,11 +18,21 @@ export class StderrReader {
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
 
-  /** `onLine` gets the lines the log does not take (below debug level), when it wants them */
+  /**
+   * `onLine` gets the lines the log does not take (below debug level), when it wants them; `secrets`:
+   * values replaced by `[redacted]` in every line logged, handed on or quoted (see `secretValues`)
+   */
   constructor(
     private readonly log: Logger,
     private readonly onLine?: { wants(): boolean; line(text: string): void },
+    private readonly secrets: readonly string[] = [],
   ) {}
+
+  private redact(text: string): string {
+    let out = text;
+    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join('[redacted]');
+    return out;
+  }
 
   push(chunk: Buffer): void {
     if (chunk.length >= TAIL_BYTES) this.tail = Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES));
@@ -54,13 +64,27 @@ export class StderrReader {
       .split(/\r?\n/)
       .map((l) => l.trim())
       .filter((l) => l !== '');
-    return lines.slice(-count).map((l) => truncate(l, ERROR_LINE_CHARS));
+    return lines.slice(-count).map((l) => truncate(this.redact(l), ERROR_LINE_CHARS));
   }
 
   private emit(line: string): void {
-    const text = line.endsWith('\r') ? line.slice(0, -1) : line;
+    const text = this.redact(line.endsWith('\r') ? line.slice(0, -1) : line);
     if (text === '') return;
     if (this.log.isLevelEnabled('debug')) this.log.debug({ stderr: truncate(text, LOG_LINE_CHARS) }, 'server stderr');
     else if (this.onLine?.wants()) this.onLine.line(truncate(text, LOG_LINE_CHARS));
   }
+}
+
+const SECRET_NAME = /SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE|CREDENTIAL/i;
+
+/**
+ * What a server's stderr must not carry into the gateway's log: every value of the caller's identity
+ * environment (a token, a key), and values of other variables the server gets whose names say they are
+ * secret. A server that prints its environment (or a stack trace with it) is then logged without them.
+ */
+export function secretValues(identityEnv: Readonly<Record<string, string>>, ...others: Readonly<Record<string, string | undefined>>[]): string[] {
+  const values = new Set<string>(Object.values(identityEnv).filter((v) => v.length >= 4));
+  for (const env of others) for (const [name, value] of Object.entries(env)) if (value && value.length >= 8 && SECRET_NAME.test(name)) values.add(value);
+  // longest first, so a secret that holds another is replaced whole
+  return [...values].sort((a, b) => b.length - a.length);
 }

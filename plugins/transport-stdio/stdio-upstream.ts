@@ -15,7 +15,7 @@ import {
 import { authVariables, childEnvironment } from './child-env.js';
 import { LineFramer, type LineSink } from './line-framer.js';
 import { groupAlive, signalGroup, trackGroup, untrackGroup } from './process-groups.js';
-import { StderrReader, truncate } from './stderr-reader.js';
+import { secretValues, StderrReader, truncate } from './stderr-reader.js';
 
 /** Settings of the stdio transport; every field has a default. */
 export interface StdioOptions {
@@ -92,12 +92,13 @@ class Run implements LineSink {
     private readonly deliver: (message: JsonObject) => void,
     private readonly maxLineBytes: number,
     stderrLines?: ConstructorParameters<typeof StderrReader>[1],
+    secrets: readonly string[] = [],
   ) {
     this.pid = child.pid;
     this.exited = new Promise((r) => {
       this.markExited = r;
     });
-    this.stderr = new StderrReader(log, stderrLines);
+    this.stderr = new StderrReader(log, stderrLines, secrets);
     this.framer = new LineFramer(maxLineBytes, this);
     child.stdout.on('data', (chunk: Buffer) => {
       if (this.delivering) this.framer.push(chunk);
@@ -325,7 +326,7 @@ export class StdioUpstream implements Upstream {
       return Promise.reject(err as NodeJS.ErrnoException);
     }
     if (child.pid !== undefined) trackGroup(child.pid);
-    const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes, this.stderrLines);
+    const run = new Run(child, this.log, this.deliver, this.settings.maxLineBytes, this.stderrLines, secretValues(this.env, entry.env ?? {}, process.env));
     this.run = run;
     return new Promise((resolve, reject) => {
       let spawned = false;

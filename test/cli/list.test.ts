@@ -1,17 +1,16 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { runCli, tempTree } from '../helpers/cli.js';
+import { runCli, suiteTempTree } from '../helpers/cli.js';
 
 describe('cli: fluidmcp list', () => {
   const meta = { mcpServers: { s: { command: 'node' } } };
-  const tree = tempTree({
+  const tree = suiteTempTree({
     'pk/test/versions/1.9.0/metadata.json': meta,
     'pk/test/versions/1.10.0/metadata.json': meta,
     'pk/test/versions/1.2.0/metadata.json': meta,
     'pk/acme/gmail/0.1.0/metadata.json': meta,
     'pk/acme/gmail/0.2.0/notes.txt': 'no metadata.json: not a package',
   });
-  after(() => tree.remove());
 
   it('prints every installed version, one author/pkg@version a line, sorted by name then semver', async () => {
     const result = await runCli(['list'], { cwd: tree.root, env: { FMCP_PACKAGES_DIR: join(tree.root, 'pk') } });

@@ -2,12 +2,12 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { compareVersions, findPackage, highestVersion, latestOfEach, listInstalled, packagesDir, resolveRunTarget } from '../../cli/packages.js';
 import { errors } from '../../core/index.js';
-import { tempTree } from '../helpers/cli.js';
+import { suiteTempTree } from '../helpers/cli.js';
 
 const meta = { mcpServers: { s: { command: 'node' } } };
 
 describe('cli/packages', () => {
-  const tree = tempTree({
+  const tree = suiteTempTree({
     'pk/acme/tool/1.9.0/metadata.json': meta,
     'pk/acme/tool/1.10.0/metadata.json': meta,
     'pk/acme/tool/1.10.0-rc.1/metadata.json': meta,
@@ -19,8 +19,8 @@ describe('cli/packages', () => {
     'work/examples/demo/metadata.json': meta,
     'work/configs/gateway.json': meta,
   });
-  const root = join(tree.root, 'pk');
-  after(() => tree.remove());
+  let root = '';
+  before(() => (root = join(tree.root, 'pk')));
 
   it('orders versions by semver, not as strings', () => {
     expect(['1.9.0', '1.10.0', '1.2.0', '1.10.0-rc.1', '0.9.9'].sort(compareVersions)).to.deep.equal(['0.9.9', '1.2.0', '1.9.0', '1.10.0-rc.1', '1.10.0']);

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { loadPlugin } from '../../cli/plugins.js';
 import { errors } from '../../core/index.js';
-import { tempTree } from '../helpers/cli.js';
+import { suiteTempTree } from '../helpers/cli.js';
 
 describe('cli/plugins', () => {
-  const tree = tempTree({
+  const tree = suiteTempTree({
     'default-object.mjs': 'export default { name: "default-object", register() {} };\n',
     'default-factory.mjs': 'export default function make(options = { suffix: "x" }) { return { name: "factory-" + options.suffix, register() {} }; }\n',
     'async-factory.mjs': 'export default async () => ({ name: "async-made", register() {} });\n',
@@ -21,7 +21,6 @@ describe('cli/plugins', () => {
     'node_modules/sugar-exports/package.json': JSON.stringify({ name: 'sugar-exports', exports: './entry.mjs' }),
     'node_modules/sugar-exports/entry.mjs': 'export default { name: "sugar", register() {} };\n',
   });
-  after(() => tree.remove());
 
   const load = (spec: string) => loadPlugin(spec, tree.root);
   const failure = (spec: string) => load(spec).then(() => { throw new Error('expected a failure'); }, (err: Error) => err);

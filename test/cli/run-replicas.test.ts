@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { closedPort } from '../plugins/auth-oauth2-pkce/pkce-gateway.js';
-import { errorLines, everythingMetadata, RunningCli, runCli, tempTree, type CliResult } from '../helpers/cli.js';
+import { errorLines, everythingMetadata, RunningCli, runCli, suiteTempTree, type CliResult } from '../helpers/cli.js';
 import { skipWithout, startRedis, type RedisServer } from '../helpers/services.js';
 
 function oneErrorLine(result: CliResult): string {
@@ -12,13 +12,13 @@ function oneErrorLine(result: CliResult): string {
 
 describe('cli: fluidmcp run --state-store, --replica-id, --metrics', function () {
   this.timeout(30_000);
-  const tree = tempTree();
-  const config = tree.write('config.json', everythingMetadata(['everything']));
+  const tree = suiteTempTree();
+  let config = '';
+  before(() => (config = tree.write('config.json', everythingMetadata(['everything']))));
   const running: RunningCli[] = [];
 
   after(async () => {
     await Promise.all(running.map((c) => c.stop()));
-    tree.remove();
   });
 
   const cases: [string, string[], string][] = [

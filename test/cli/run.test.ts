@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { errorLines, everythingMetadata, processesWith, RunningCli, runCli, tempTree, type CliResult } from '../helpers/cli.js';
+import { errorLines, everythingMetadata, processesWith, RunningCli, runCli, suiteTempTree, type CliResult } from '../helpers/cli.js';
 import { everythingServer } from '../helpers/paths.js';
 import { request, waitFor } from '../helpers/request.js';
 
@@ -36,12 +36,16 @@ export default function testBanner() {
 
 describe('cli: fluidmcp run', function () {
   this.timeout(30_000);
-  const tree = tempTree();
+  const tree = suiteTempTree();
   // tags every server process this file starts, to prove none outlives its gateway
   const marker = `fmcp-cli-test-${randomUUID()}`;
   const noServerLeft = () => waitFor(() => processesWith(marker).length === 0, 3000, 'the MCP server processes to end');
-  const packages = join(tree.root, 'packages');
-  const env = { FMCP_PACKAGES_DIR: packages };
+  let packages = '';
+  const env: Record<string, string> = {};
+  before(() => {
+    packages = join(tree.root, 'packages');
+    env.FMCP_PACKAGES_DIR = packages;
+  });
   const running: RunningCli[] = [];
   const start = (args: string[], cwd = tree.root): RunningCli => {
     const cli = new RunningCli(['run', ...args], { cwd, env });
@@ -76,7 +80,6 @@ describe('cli: fluidmcp run', function () {
   });
 
   after(async () => {
-    tree.remove();
     await noServerLeft();
   });
 
@@ -261,7 +264,9 @@ describe('cli: fluidmcp run', function () {
     ];
     // each case is its own process; run them a few at a time up front to keep the file fast
     const results = new Map<string, CliResult>();
-    before(async () => {
+    before(async function () {
+      // 25 processes: a loaded machine needs more than the default 30 s (each still has runCli's own bound)
+      this.timeout(150_000);
       const queue = [...cases];
       const worker = async (): Promise<void> => {
         for (let c = queue.shift(); c; c = queue.shift()) results.set(c.what, await runCli(c.args, { cwd: tree.root, env }));

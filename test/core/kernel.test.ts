@@ -330,11 +330,32 @@ describe('core/kernel', () => {
       expect(kernel.state).to.equal('stopped');
     });
 
-    it('bounds a preClose hook that never finishes', async () => {
-      kernel = kernelWith([definePlugin({ name: 'stuck', register: (api) => api.addHook('preClose', () => new Promise(() => undefined)) })], { closeTimeout: 200 });
+    it('bounds a preClose hook that never finishes: warns naming it and goes on to onClose', async () => {
+      const lines: Record<string, unknown>[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const steps: string[] = [];
+      kernel = kernelWith(
+        [
+          definePlugin({
+            name: 'stuck',
+            register: (api) => {
+              api.addHook('preClose', () => new Promise(() => undefined));
+              api.addHook('onClose', () => void steps.push('onClose ran'));
+            },
+          }),
+        ],
+        { closeTimeout: 200, logger },
+      );
       await kernel.start();
-      await kernel.stop();
+      // 25 times the bound: a stop that waited for the hook, or for any bound of seconds, loses this race
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<string>((r) => (timer = setTimeout(() => r('still stopping after 5 s'), 5000)));
+      const outcome = await Promise.race([kernel.stop().then(() => 'stopped'), late]);
+      clearTimeout(timer);
+      expect(outcome).to.equal('stopped');
       expect(kernel.state).to.equal('stopped');
+      expect(steps).to.deep.equal(['onClose ran']);
+      expect(lines.map((l) => [l.plugin, l.step, l.msg])).to.deep.equal([['stuck', 'preClose', 'stop step did not finish in time; going on']]);
     });
 
     it('rejects hooks added after start', async () => {

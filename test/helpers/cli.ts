@@ -154,3 +154,29 @@ export function processesWith(marker: string): number[] {
 export function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('{'));
 }
+
+/**
+ * A temporary folder for the calling `describe`: made in a `before` hook and removed in an `after` hook,
+ * so a suite that --grep leaves out makes none (a `tempTree()` in a describe body is made at load time
+ * and only removed when the suite runs). `root` and `write` work from the suite's hooks and tests on.
+ */
+export function suiteTempTree(files: Record<string, unknown> = {}): { readonly root: string; write(path: string, content: unknown): string } {
+  let tree: ReturnType<typeof tempTree> | undefined;
+  const made = (): ReturnType<typeof tempTree> => {
+    if (!tree) throw new Error('suiteTempTree: the folder is made in a before hook: use it from hooks and tests, not the describe body');
+    return tree;
+  };
+  before(() => {
+    tree = tempTree(files);
+  });
+  after(() => {
+    tree?.remove();
+    tree = undefined;
+  });
+  return {
+    get root() {
+      return made().root;
+    },
+    write: (path, content) => made().write(path, content),
+  };
+}

@@ -50,3 +50,17 @@ export async function waitFor(check: () => boolean, ms = 2000, what = 'condition
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Polls the async `probe` until it returns a value other than undefined, and returns it; fails after `ms`
+ * naming `what`. For waiting on an event a test can only observe from outside.
+ */
+export async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string, every = 25): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}

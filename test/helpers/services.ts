@@ -25,14 +25,40 @@ export function findBinary(name: string): string | undefined {
 }
 
 /**
+ * True on CI (`CI` set, or `FMCP_TEST_STRICT=1`, which .ci/run sets): every part the tests need is
+ * installed there, so a test that would skip for a missing part fails instead. test/reporter.cjs reads
+ * the same variables and counts any other skip as a failure there too.
+ */
+export function strictTests(): boolean {
+  const on = (v: string | undefined): boolean => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+  return on(process.env.FMCP_TEST_STRICT) || on(process.env.CI);
+}
+
+/**
+ * Skips the calling test or suite with `reason`, which the reporter prints beside the test. With
+ * `needs` (an installed part the test cannot run without) the skip is a failure on CI (`strictTests()`).
+ */
+export function skipBecause(ctx: Mocha.Context, reason: string, options: { needsInstalledPart?: boolean } = {}): never {
+  if (options.needsInstalledPart && strictTests()) {
+    throw new Error(`${reason}: CI (CI or FMCP_TEST_STRICT set) must run this test, so the missing part is a failure here, not a skip`);
+  }
+  // the reporter walks the test and its suites for `skipReason`; in a before-all hook `ctx.test` is the
+  // hook (and `ctx.currentTest` only the suite's first test): the reason goes on the suite
+  const hook = ctx.test as { type?: string; title?: string; parent?: unknown } | undefined;
+  const target = hook?.type === 'hook' && /before all/.test(hook.title ?? '') ? hook.parent : (ctx.currentTest ?? ctx.test);
+  if (target) (target as unknown as { skipReason?: string }).skipReason = reason;
+  ctx.skip();
+}
+
+/**
  * Skips the calling suite, saying why, when one of `binaries` is not installed: the only reason a replica
- * test may skip. `.ci/run` installs them (apt-get install -y redis-server nginx).
+ * test may skip. `.ci/run` installs them (apt-get install -y redis-server nginx), and on CI a missing one
+ * fails the suite instead (see `strictTests()`).
  */
 export function skipWithout(suite: Mocha.Context, ...binaries: string[]): void {
   const missing = binaries.filter((name) => !findBinary(name));
   if (missing.length === 0) return;
-  process.stdout.write(`      skipped: ${missing.join(' and ')} not installed (apt-get install -y redis-server nginx, as .ci/run does)\n`);
-  suite.skip();
+  skipBecause(suite, `${missing.join(' and ')} not installed (apt-get install -y ${missing.join(' ')}, as .ci/run does)`, { needsInstalledPart: true });
 }
 
 /** A port the OS says is free right now. */

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import * as root from '../../index.js';
-import { tempTree } from '../helpers/cli.js';
+import { suiteTempTree } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
 
 interface PackageJson {
@@ -54,7 +54,7 @@ describe('plugin API: the package entry point', () => {
   describe('a third-party plugin in TypeScript, type-checked against "fluidmcp"', function () {
     // one TypeScript program over the shipped declarations: a couple of seconds
     this.timeout(30_000);
-    const tree = tempTree({
+    const tree = suiteTempTree({
       'package.json': { name: 'fmcp-plugin-magic', type: 'module' },
       'good.ts': [
         "import { AUTH_STRATEGIES, definePlugin, errors, type AuthStrategy, type Identity, type Plugin } from 'fluidmcp';",
@@ -105,7 +105,6 @@ describe('plugin API: the package entry point', () => {
         diagnostics.set(file, list);
       }
     });
-    after(() => tree.remove());
 
     it('compiles a correct plugin with no error', () => {
       expect(diagnostics.get('good.ts')).to.deep.equal([]);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { authOAuth2Pkce, definePlugin, errors, proxyJsonRpc, transportStdio, type AuthStrategy, type Plugin, type TransportFactory } from '../../index.js';
 import { apiKeyAuth } from '../../examples/plugins/api-key/index.js';
-import { errorLines, RunningCli, runCli, tempTree, type CliResult } from '../helpers/cli.js';
+import { errorLines, RunningCli, runCli, suiteTempTree, type CliResult } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { repoRoot } from '../helpers/paths.js';
 
@@ -75,7 +75,7 @@ describe('plugin API: coded errors a plugin author meets', () => {
   });
 
   describe('through `fluidmcp run`: one clear line naming the plugin', function () {
-    const tree = tempTree({
+    const tree = suiteTempTree({
       'config.json': { mcpServers: { env: { command: process.execPath, args: [envServer] } } },
       'broken-import.mjs': "import 'fmcp-no-such-package-anywhere';\nexport default { name: 'broken-import', register() {} };\n",
       'register-throws.mjs': "export default { name: 'exploding', register() { throw new Error('the AUDIT_URL variable is empty'); } };\n",
@@ -94,7 +94,6 @@ describe('plugin API: coded errors a plugin author meets', () => {
         '',
       ].join('\n'),
     });
-    after(() => tree.remove());
     const run = (plugin: string): Promise<CliResult> => runCli(['run', '--file', 'config.json', '--start-server', '--port', '0', '--plugin', plugin], { cwd: tree.root });
 
     it('a plugin that fails to load: exit 2', async () => {

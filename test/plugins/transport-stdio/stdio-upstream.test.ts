@@ -204,10 +204,12 @@ describe('transport-stdio: StdioUpstream', function () {
   });
 
   it('resets the backoff after a run that stayed up, and still counts quick failures as failed', async () => {
-    const upstream = lines({ restartBaseMs: 10, maxFailedStarts: 2, stableAfterMs: 600 });
+    // stableAfterMs well above a node start on a loaded machine: a run that exits at once must never count as stable
+    const upstream = lines({ restartBaseMs: 10, maxFailedStarts: 2, stableAfterMs: 3000 });
     const rec = await started(upstream);
     for (let round = 1; round <= 2; round++) {
-      await new Promise((r) => setTimeout(r, 700));
+      // staying up past stableAfterMs is the subject here: this wait is the run's uptime
+      await new Promise((r) => setTimeout(r, 3100));
       upstream.send(request(round, 'exit', { code: 0 }));
       await rec.until(() => upstream.status.restarts === round && upstream.status.state === 'up', `restart ${round}`);
     }

@@ -123,7 +123,11 @@ describe('examples/plugins/api-key', () => {
     });
 
     it('gives each caller its own process, and a caller\'s two keys the same one', async () => {
-      await getEnv(gw.base, 'calc', { 'x-api-key': ALICE_NEXT_KEY });
+      // by itself: alice with both her keys, and bob (earlier tests of this suite call only these two)
+      const callers: Record<string, string>[] = [{ 'x-api-key': ALICE_KEY }, { 'x-api-key': ALICE_NEXT_KEY }, { authorization: `Bearer ${BOB_KEY}` }];
+      for (const headers of callers) {
+        expect((await getEnv(gw.base, 'calc', headers)).status).to.equal(200);
+      }
       const health = (await (await fetch(`${gw.base}/health`)).json()) as { servers: Record<string, { auth: string; instances: number }> };
       expect(health.servers.calc).to.include({ auth: 'api_key', instances: 2 });
     });

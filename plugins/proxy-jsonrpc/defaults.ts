@@ -1,0 +1,12 @@
+/**
+ * The proxy's defaults, in one place: the plugin reads them, README.md and docs/deploy.md state them, and
+ * test/plugins/proxy-jsonrpc/defaults.test.ts holds the two together.
+ */
+export const PROXY_DEFAULTS = {
+  /** a call the server does not answer ends in a JSON-RPC error after this long */
+  callTimeoutMs: 60_000,
+  /** most processes per server for distinct tokens or sessions */
+  maxInstances: 32,
+  /** a token's or session's process stops after this long without calls */
+  instanceIdleMs: 10 * 60_000,
+} as const;
