@@ -1,5 +1,5 @@
 'use strict';
-// Mocha's spec output, then the plain closing line CI reads: "N passed, N failed, N skipped".
+// Mocha's spec output, then "N skipped", then the plain closing line CI reads: "N passed, N failed".
 // Every skipped test is listed with its reason (the `skipReason` a helper set on the test or one of its
 // suites, see test/helpers/services.ts). On CI (`CI` set, or FMCP_TEST_STRICT=1, as .ci/run sets) a
 // skipped test counts as a failure too: CI installs everything the tests need, so a skip there means a
@@ -34,7 +34,7 @@ class PlainCountReporter extends Spec {
         }
       }
       const failed = (s.failures || 0) + (strict ? skipped.length : 0);
-      process.stdout.write(`\n${s.passes || 0} passed, ${failed} failed, ${s.pending || 0} skipped\n`);
+      process.stdout.write(`\n${s.pending || 0} skipped\n${s.passes || 0} passed, ${failed} failed\n`);
     });
   }
 }

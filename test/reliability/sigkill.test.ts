@@ -32,6 +32,9 @@ describe('reliability: the gateway (fluidmcp run) killed with SIGKILL under load
     });
     cli = new RunningCli(['run', '--file', config, '--start-server', '--port', '0']);
     const port = Number(new URL(await cli.ready()).port);
+    // the gateway listens before its servers are up: calls made meanwhile would only wait in their queues
+    await waitForHealth(port, 'everything', (h) => h.state === 'up', 30_000, 'everything up');
+    await waitForHealth(port, 'mini', (h) => h.state === 'up', 30_000, 'mini up');
     let stop!: () => void;
     const until = new Promise<void>((r) => (stop = r));
     const load = echoLoad({ port, path: '/everything/mcp', clients: 16, until, timeoutMs: 10_000, mixSessions: false });

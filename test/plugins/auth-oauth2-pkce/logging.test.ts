@@ -48,7 +48,7 @@ describe('auth-oauth2-pkce: the log at trace level holds no secret', function ()
 
         // failures log too: a replayed callback, a replayed code, a wrong token
         expect((await get(callback.href)).status).to.equal(400);
-        expect((await postJson(gw.url(`/${name}/mcp`), { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { authorization: 'Bearer wrong-token-5b2f9' })).status, 'a wrong token: only a server with validate_url checks it').to.equal(name === 'mailbox-checked' ? 401 : 200);
+        expect((await postJson(gw.url(`/${name}/mcp`), { jsonrpc: '2.0', id: 2, method: 'tools/list' }, { authorization: 'Bearer wrong-token-5b2f9' })).status, 'a wrong token: every server verifies it (validate_url, or the provider\'s own endpoint)').to.equal(401);
         secrets.push('wrong-token-5b2f9');
       }
       const denied = await loginThroughProvider(gw.url('/mailbox/auth/login'), { deny: true });
