@@ -17,7 +17,7 @@ export function missingNodeFlags(execArgv: string[] = process.execArgv, nodeOpti
   const given = [...execArgv, ...nodeOptions.split(/\s+/)];
   return GATEWAY_NODE_FLAGS.filter((flag) => {
     const name = flag.split('=')[0]!;
-    const alt = name.replace(/-/g, '_');
+    const alt = `--${name.slice(2).replace(/-/g, '_')}`;
     return !given.some((a) => a === name || a.startsWith(`${name}=`) || a === alt || a.startsWith(`${alt}=`));
   });
 }
