@@ -1,5 +1,5 @@
 import { ProcessSampler, type ProcessUsage } from './procfs.js';
-import { within, type RunningTarget, type Session } from './targets.js';
+import { within, type ClientKind, type RunningTarget, type Session } from './targets.js';
 
 export type WorkloadName = 'steady' | 'churn' | 'streaming' | 'auth';
 
@@ -8,6 +8,10 @@ export interface Measurement {
   workload: WorkloadName;
   target: string;
   clients: number;
+  /** the kind of HTTP client (`-` for the direct target, which has no HTTP) */
+  client: ClientKind | '-';
+  /** 1-based round of an interleaved run */
+  round: number;
   /** `ok`: measured; `failed`: the target could not serve; `n/a` or `skipped`: not measured, see reason */
   status: 'ok' | 'failed' | 'n/a' | 'skipped';
   reason?: string;
@@ -102,13 +106,15 @@ function percentile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-function toMeasurement(workload: WorkloadName, target: string, clients: number, d: Drive, setupSeconds: number, setupErrors: number, usage: ProcessUsage | undefined): Measurement {
+function toMeasurement(workload: WorkloadName, target: string, clients: number, client: ClientKind | '-', d: Drive, setupSeconds: number, setupErrors: number, usage: ProcessUsage | undefined): Measurement {
   const sorted = Float64Array.from(d.latencies).sort();
   const errors = d.errors + setupErrors;
   return {
     workload,
     target,
     clients,
+    client,
+    round: 0,
     status: d.ok > 0 ? 'ok' : 'failed',
     reason: d.ok > 0 ? undefined : `no correct answer: ${[...d.samples.keys()][0] ?? 'nothing completed'}`,
     ok: d.ok,
@@ -125,13 +131,13 @@ function toMeasurement(workload: WorkloadName, target: string, clients: number, 
 }
 
 /** A row for a target that was not measured. */
-export function notMeasured(workload: WorkloadName, target: string, clients: number, status: 'failed' | 'n/a' | 'skipped', reason: string): Measurement {
-  return { workload, target, clients, status, reason, ok: 0, errors: 0, seconds: 0, rate: 0, p50Ms: NaN, p99Ms: NaN, setupSeconds: 0, errorSamples: [], driverCpuPct: 0 };
+export function notMeasured(workload: WorkloadName, target: string, clients: number, status: 'failed' | 'n/a' | 'skipped', reason: string, client: ClientKind | '-' = '-'): Measurement {
+  return { workload, target, clients, client, round: 0, status, reason, ok: 0, errors: 0, seconds: 0, rate: 0, p50Ms: NaN, p99Ms: NaN, setupSeconds: 0, errorSamples: [], driverCpuPct: 0 };
 }
 
 /** Opens `clients` sessions in parallel within the setup bound; the ones that failed are reported. */
-async function openSessions(target: RunningTarget, clients: number, options: LoadOptions, tokens: string[] | undefined, warmCall: boolean, samples: Map<string, number>): Promise<{ live: Session[]; failed: number; all: Session[] }> {
-  const all = Array.from({ length: clients }, (_, i) => target.session({ token: tokens?.[i % tokens.length] }));
+async function openSessions(target: RunningTarget, clients: number, options: LoadOptions, tokens: string[] | undefined, warmCall: boolean, samples: Map<string, number>, client: ClientKind): Promise<{ live: Session[]; failed: number; all: Session[] }> {
+  const all = Array.from({ length: clients }, (_, i) => target.session({ token: tokens?.[i % tokens.length], client }));
   const results = await Promise.allSettled(
     all.map((s, i) => within((async () => {
       await s.open();
@@ -160,34 +166,35 @@ async function closeSessions(sessions: Session[]): Promise<void> {
  * (a) and (d): each client opens a session, then calls `echo` in a loop with a unique message per
  * call; every answer must carry its request's id and echo its own message.
  */
-export async function measureSteady(workload: 'steady' | 'auth', target: RunningTarget, label: string, clients: number, options: LoadOptions, tokens?: string[]): Promise<Measurement> {
+export async function measureSteady(workload: 'steady' | 'auth', target: RunningTarget, label: string, clients: number, options: LoadOptions, client: ClientKind, tokens?: string[]): Promise<Measurement> {
+  const kind = target.hasHttp ? client : '-';
   const sampler = new ProcessSampler(target.pid);
   const setupSamples = new Map<string, number>();
   const t0 = process.hrtime.bigint();
-  const { live, failed, all } = await openSessions(target, clients, options, tokens, tokens !== undefined, setupSamples);
+  const { live, failed, all } = await openSessions(target, clients, options, tokens, tokens !== undefined, setupSamples, client);
   const setupSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (live.length === 0) {
     sampler.stop();
     for (const s of all) s.destroy();
-    return notMeasured(workload, label, clients, 'failed', `no session opened: ${[...setupSamples.keys()][0] ?? 'unknown'}`);
+    return notMeasured(workload, label, clients, 'failed', `no session opened: ${[...setupSamples.keys()][0] ?? 'unknown'}`, kind);
   }
   sampler.resetCpu();
   const d = await drive(live.length, options, (client, seq) => live[client]!.echo(`c${client}-${seq}`), (reason) => live.forEach((s) => s.destroy(reason)));
   const usage = sampler.stop();
   await closeSessions(all);
   for (const [m, c] of setupSamples) d.samples.set(m, (d.samples.get(m) ?? 0) + c);
-  return toMeasurement(workload, label, clients, d, setupSeconds, failed, usage);
+  return toMeasurement(workload, label, clients, kind, d, setupSeconds, failed, usage);
 }
 
 /** (b): each client loops over short sessions: initialize, one echo, DELETE; the rate is sessions/s. */
-export async function measureChurn(target: RunningTarget, clients: number, options: LoadOptions): Promise<Measurement> {
+export async function measureChurn(target: RunningTarget, clients: number, options: LoadOptions, kind: ClientKind): Promise<Measurement> {
   const sampler = new ProcessSampler(target.pid);
   const inFlight = new Set<Session>();
   const d = await drive(
     clients,
     options,
     async (client, seq) => {
-      const s = target.session();
+      const s = target.session({ client: kind });
       inFlight.add(s);
       let opened = false;
       try {
@@ -204,28 +211,29 @@ export async function measureChurn(target: RunningTarget, clients: number, optio
     },
     (reason) => inFlight.forEach((s) => s.destroy(reason)),
   );
-  return toMeasurement('churn', target.name, clients, d, 0, 0, sampler.stop());
+  return toMeasurement('churn', target.name, clients, kind, d, 0, 0, sampler.stop());
 }
 
 /** (c): each client loops over streamed calls with progress; the rate is completed streams/s. */
-export async function measureStreaming(target: RunningTarget, clients: number, options: LoadOptions): Promise<Measurement> {
+export async function measureStreaming(target: RunningTarget, clients: number, options: LoadOptions, client: ClientKind): Promise<Measurement> {
+  const kind = target.hasHttp ? client : '-';
   const sampler = new ProcessSampler(target.pid);
   const setupSamples = new Map<string, number>();
   const t0 = process.hrtime.bigint();
-  const { live, failed, all } = await openSessions(target, clients, options, undefined, false, setupSamples);
+  const { live, failed, all } = await openSessions(target, clients, options, undefined, false, setupSamples, client);
   const setupSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (live.length === 0) {
     sampler.stop();
-    return notMeasured('streaming', target.name, clients, 'failed', `no session opened: ${[...setupSamples.keys()][0] ?? 'unknown'}`);
+    return notMeasured('streaming', target.name, clients, 'failed', `no session opened: ${[...setupSamples.keys()][0] ?? 'unknown'}`, kind);
   }
   sampler.resetCpu();
   const d = await drive(live.length, options, (client, seq) => live[client]!.stream(`p${client}-${seq}`), (reason) => live.forEach((s) => s.destroy(reason)));
   const usage = sampler.stop();
   await closeSessions(all);
-  return toMeasurement('streaming', target.name, clients, d, setupSeconds, failed, usage);
+  return toMeasurement('streaming', target.name, clients, kind, d, setupSeconds, failed, usage);
 }
 
 /** A short unrecorded run so that every target is measured warm (JIT, pools, first process). */
-export async function warmUp(target: RunningTarget, ms: number): Promise<void> {
-  await measureSteady('steady', target, target.name, 8, { durationMs: ms, graceMs: 5000, setupTimeoutMs: 30_000 });
+export async function warmUp(target: RunningTarget, ms: number, client: ClientKind = 'raw'): Promise<void> {
+  await measureSteady('steady', target, target.name, 8, { durationMs: ms, graceMs: 5000, setupTimeoutMs: 30_000 }, client);
 }

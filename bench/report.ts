@@ -1,27 +1,66 @@
 import type { Measurement, WorkloadName } from './load.js';
+import type { ClientKind } from './targets.js';
+
+/** A figure over the rounds of a run: its median and its spread. */
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+/** One target, client kind and client count of a workload, over all rounds. */
+export interface Summary {
+  workload: WorkloadName;
+  target: string;
+  client: ClientKind | '-';
+  clients: number;
+  /** rounds that measured it; `failed` when any round could not serve at all */
+  status: Measurement['status'];
+  reason?: string;
+  rounds: number;
+  rate: Stat;
+  p50Ms: Stat;
+  p99Ms: Stat;
+  /** failed calls summed over the rounds (setup included) */
+  errors: number;
+  /** highest peak RSS of the front process over the rounds, MB */
+  peakRssMb?: number;
+  maxProcs?: number;
+  cpuPct?: Stat;
+  treeCpuPct?: Stat;
+  /** CPU time of the front process per completed call, microseconds: less noisy than the rate on a busy machine */
+  cpuUsPerCall?: Stat;
+  otherPct?: Stat;
+  setupSeconds: Stat;
+  driverCpuPct: Stat;
+  errorSamples: { message: string; count: number }[];
+}
 
 export interface Ratio {
   workload: WorkloadName;
   clients: number;
-  gatewayRate: number;
-  directRate?: number;
-  /** gateway rate / direct rate */
-  ofDirect?: number;
-  bestAlternative?: string;
-  bestAlternativeRate?: number;
-  /** gateway rate / best alternative's rate (Infinity when no alternative answered correctly) */
-  ofBestAlternative?: number;
+  client: ClientKind;
+  /** gateway rate / direct rate, each round against the same round */
+  ofDirect?: Stat;
+  /** gateway rate / mcp-proxy rate (Infinity when mcp-proxy answered nothing correctly) */
+  ofMcpProxy?: Stat;
+  /** gateway rate / supergateway rate */
+  ofSupergateway?: Stat;
   /** gateway p50 - direct p50, ms */
-  p50OverDirectMs?: number;
+  p50OverDirectMs?: Stat;
 }
 
 export interface Goal {
   what: string;
-  pass: boolean;
+  /** undefined: not measured in this run */
+  pass: boolean | undefined;
   detail: string;
 }
 
-const ALTERNATIVES = ['mcp-proxy', 'supergateway'];
+/** The goals `--check` enforces (issue 11). */
+export const GOALS = { ofDirect32: 0.4, ofMcpProxy32: 8, p50Over1Ms: 0.15, rss128Mb: 100 };
+
 const UNITS: Record<WorkloadName, string> = { steady: 'calls/s', churn: 'sessions/s', streaming: 'streams/s', auth: 'calls/s' };
 const TITLES: Record<WorkloadName, string> = {
   steady: '(a) steady calls: each client initializes, then calls tools/call echo in a loop',
@@ -30,56 +69,134 @@ const TITLES: Record<WorkloadName, string> = {
   auth: '(d) auth: steady echo calls with 16 distinct Bearer tokens (one server process per token)',
 };
 
-const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : n > 0 ? 'inf' : '-');
 const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
-const fmtPct = (n: number): string => `${Math.round(n * 100)}%`;
+const fmtPct = (n: number): string => (Number.isFinite(n) ? `${Math.round(n * 100)}%` : '-');
+const fmtX = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(1)}x` : n > 0 ? 'inf' : '-');
+const fmtSigned = (n: number): string => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(3)}` : '-');
 
-/** Gateway against direct and against the best alternative, at each client count of a workload. */
+export function stat(values: number[]): Stat {
+  const v = values.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length === 0) return { median: NaN, min: NaN, max: NaN, n: 0 };
+  const mid = v.length >> 1;
+  const median = v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+/** "median (min-max)" when there is more than one round. */
+function fmtStat(s: Stat | undefined, f: (n: number) => string): string {
+  if (!s || s.n === 0) return '-';
+  if (s.n === 1 || s.min === s.max) return f(s.median);
+  return `${f(s.median)} (${f(s.min)}-${f(s.max)})`;
+}
+
+const keyOf = (r: { workload: string; target: string; client: string; clients: number }): string => `${r.workload}\0${r.target}\0${r.client}\0${r.clients}`;
+
+/** Groups the rounds' rows into one summary per workload, target, client kind and client count (first-seen order). */
+export function summarize(rows: Measurement[]): Summary[] {
+  const groups = new Map<string, Measurement[]>();
+  for (const r of rows) {
+    const k = keyOf(r);
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
+  }
+  const out: Summary[] = [];
+  for (const g of groups.values()) {
+    const first = g[0]!;
+    const ok = g.filter((r) => r.status === 'ok');
+    const notOk = g.find((r) => r.status !== 'ok');
+    const used = ok.filter((r) => r.usage);
+    const samples = new Map<string, number>();
+    for (const r of g) for (const e of r.errorSamples) samples.set(e.message, (samples.get(e.message) ?? 0) + e.count);
+    out.push({
+      workload: first.workload,
+      target: first.target,
+      client: first.client,
+      clients: first.clients,
+      status: ok.length === 0 ? (notOk?.status ?? 'failed') : notOk?.status === 'failed' ? 'failed' : 'ok',
+      reason: notOk?.reason,
+      rounds: ok.length,
+      rate: stat(ok.map((r) => r.rate)),
+      p50Ms: stat(ok.map((r) => r.p50Ms)),
+      p99Ms: stat(ok.map((r) => r.p99Ms)),
+      errors: g.reduce((a, r) => a + r.errors, 0),
+      peakRssMb: used.length > 0 ? Math.max(...used.map((r) => r.usage!.peakRssMb)) : undefined,
+      maxProcs: used.length > 0 ? Math.max(...used.map((r) => r.usage!.maxProcs)) : undefined,
+      cpuPct: used.length > 0 ? stat(used.map((r) => r.usage!.cpuPct)) : undefined,
+      treeCpuPct: used.length > 0 ? stat(used.map((r) => r.usage!.treeCpuPct)) : undefined,
+      cpuUsPerCall: used.length > 0 ? stat(used.map((r) => (r.usage!.cpuPct / 100) * 1e6 / r.rate)) : undefined,
+      otherPct: used.length > 0 ? stat(used.map((r) => Math.max(0, r.usage!.machineCpuPct - r.usage!.treeCpuPct - r.driverCpuPct))) : undefined,
+      setupSeconds: stat(ok.map((r) => r.setupSeconds)),
+      driverCpuPct: stat(ok.map((r) => r.driverCpuPct)),
+      errorSamples: [...samples].map(([message, count]) => ({ message, count })),
+    });
+  }
+  return out;
+}
+
+/**
+ * The gateway against direct and the alternatives, round by round (each round's figures against the
+ * same round's), then the median and spread of those ratios.
+ */
 export function ratios(rows: Measurement[]): Ratio[] {
   const out: Ratio[] = [];
   for (const workload of ['steady', 'churn', 'streaming'] as const) {
     const mine = rows.filter((r) => r.workload === workload);
-    for (const gw of mine.filter((r) => r.target === 'gateway' && r.status === 'ok')) {
-      const direct = mine.find((r) => r.target === 'direct' && r.clients === gw.clients && r.status === 'ok');
-      const alts = mine.filter((r) => ALTERNATIVES.includes(r.target) && r.clients === gw.clients && (r.status === 'ok' || r.status === 'failed'));
-      const best = alts.sort((a, b) => b.rate - a.rate)[0];
+    const seen = new Set<string>();
+    for (const gw of mine.filter((r) => r.target === 'gateway' && r.client !== '-')) {
+      const client = gw.client as ClientKind;
+      const k = `${gw.clients}\0${client}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      const gws = mine.filter((r) => r.target === 'gateway' && r.client === client && r.clients === gw.clients && r.status === 'ok');
+      const against = (target: string, sameClient: boolean, f: (g: Measurement, o: Measurement) => number): Stat | undefined => {
+        const values: number[] = [];
+        for (const g of gws) {
+          const o = mine.find((r) => r.target === target && r.clients === g.clients && r.round === g.round && (!sameClient || r.client === client) && (r.status === 'ok' || r.status === 'failed'));
+          if (o) values.push(f(g, o));
+        }
+        return values.length > 0 ? stat(values) : undefined;
+      };
+      const byRate = (g: Measurement, o: Measurement): number => (o.status === 'ok' && o.rate > 0 ? g.rate / o.rate : Infinity);
+      const directOk = (g: Measurement, o: Measurement): number => (o.status === 'ok' ? g.rate / o.rate : NaN);
       out.push({
         workload,
         clients: gw.clients,
-        gatewayRate: gw.rate,
-        directRate: direct?.rate,
-        ofDirect: direct ? gw.rate / direct.rate : undefined,
-        bestAlternative: best?.target,
-        bestAlternativeRate: best?.rate,
-        ofBestAlternative: best ? (best.rate > 0 ? gw.rate / best.rate : Infinity) : undefined,
-        p50OverDirectMs: direct ? gw.p50Ms - direct.p50Ms : undefined,
+        client,
+        ofDirect: against('direct', false, directOk),
+        ofMcpProxy: against('mcp-proxy', true, byRate),
+        ofSupergateway: against('supergateway', true, byRate),
+        p50OverDirectMs: against('direct', false, (g, o) => (o.status === 'ok' ? g.p50Ms - o.p50Ms : NaN)),
       });
     }
   }
   return out;
 }
 
-/** The goals of issue 6/6, checked against this run's figures. */
-export function goals(rows: Measurement[], rs: Ratio[]): Goal[] {
+/** The goals of issue 11, on the medians of this run, for each client kind; `pass: undefined` when not measured. */
+export function goals(summaries: Summary[], rs: Ratio[], kinds: ClientKind[]): Goal[] {
   const out: Goal[] = [];
-  const r32 = rs.find((r) => r.workload === 'steady' && r.clients === 32);
-  if (r32?.ofDirect !== undefined) {
-    out.push({ what: '32 clients: gateway >= 25% of direct', pass: r32.ofDirect >= 0.25, detail: `${fmtInt(r32.gatewayRate)} vs ${fmtInt(r32.directRate!)} calls/s = ${fmtPct(r32.ofDirect)}` });
-  }
-  if (r32?.ofBestAlternative !== undefined) {
-    out.push({
-      what: '32 clients: gateway >= 5x the best alternative',
-      pass: r32.ofBestAlternative >= 5,
-      detail: `${fmtInt(r32.gatewayRate)} vs ${r32.bestAlternative} ${fmtInt(r32.bestAlternativeRate!)} calls/s = ${Number.isFinite(r32.ofBestAlternative) ? r32.ofBestAlternative.toFixed(1) : 'inf'}x`,
-    });
-  }
-  const r1 = rs.find((r) => r.workload === 'steady' && r.clients === 1);
-  if (r1?.p50OverDirectMs !== undefined) {
-    out.push({ what: '1 client: gateway p50 within 0.3 ms of direct', pass: r1.p50OverDirectMs <= 0.3, detail: `+${r1.p50OverDirectMs.toFixed(3)} ms` });
-  }
-  const gw128 = rows.find((r) => r.workload === 'steady' && r.target === 'gateway' && r.clients === 128 && r.usage);
-  if (gw128?.usage) {
-    out.push({ what: 'gateway RSS under 100 MB during (a) at 128 clients', pass: gw128.usage.peakRssMb < 100, detail: `peak ${gw128.usage.peakRssMb.toFixed(1)} MB (VmHWM so far ${gw128.usage.hwmMb.toFixed(1)} MB)` });
+  for (const client of kinds) {
+    const tag = `[${client} client]`;
+    const r32 = rs.find((r) => r.workload === 'steady' && r.clients === 32 && r.client === client);
+    const r1 = rs.find((r) => r.workload === 'steady' && r.clients === 1 && r.client === client);
+    const gw128 = summaries.find((s) => s.workload === 'steady' && s.target === 'gateway' && s.client === client && s.clients === 128);
+    const missing = (what: string, needs: string): Goal => ({ what: `${tag} ${what}`, pass: undefined, detail: `not measured in this run (needs ${needs})` });
+    const d32 = r32?.ofDirect;
+    if (d32 && d32.n > 0) out.push({ what: `${tag} 32 clients: gateway >= ${GOALS.ofDirect32 * 100}% of direct`, pass: d32.median >= GOALS.ofDirect32, detail: `median ${fmtStat(d32, fmtPct)}` });
+    else out.push(missing(`32 clients: gateway >= ${GOALS.ofDirect32 * 100}% of direct`, '--clients with 32 and --targets with direct,gateway'));
+    const m32 = r32?.ofMcpProxy;
+    if (m32 && m32.n > 0) out.push({ what: `${tag} 32 clients: gateway >= ${GOALS.ofMcpProxy32}x mcp-proxy`, pass: m32.median >= GOALS.ofMcpProxy32, detail: `median ${fmtStat(m32, fmtX)}` });
+    else out.push(missing(`32 clients: gateway >= ${GOALS.ofMcpProxy32}x mcp-proxy`, '--clients with 32 and --targets with gateway,mcp-proxy'));
+    const p1 = r1?.p50OverDirectMs;
+    if (p1 && p1.n > 0) out.push({ what: `${tag} 1 client: gateway p50 at most ${GOALS.p50Over1Ms} ms above direct`, pass: p1.median <= GOALS.p50Over1Ms, detail: `median ${fmtStat(p1, fmtSigned)} ms` });
+    else out.push(missing(`1 client: gateway p50 at most ${GOALS.p50Over1Ms} ms above direct`, '--clients with 1 and --targets with direct,gateway'));
+    if (gw128 && gw128.peakRssMb !== undefined) {
+      const pass = gw128.peakRssMb < GOALS.rss128Mb && gw128.errors === 0 && gw128.status === 'ok';
+      out.push({ what: `${tag} 128 clients: gateway peak RSS under ${GOALS.rss128Mb} MB and no failed call`, pass, detail: `peak ${gw128.peakRssMb.toFixed(1)} MB, ${gw128.errors} failed calls over ${gw128.rounds} rounds` });
+    } else if (gw128) out.push({ what: `${tag} 128 clients: gateway serves every call`, pass: false, detail: `${gw128.status}: ${gw128.reason ?? ''}` });
+    else out.push(missing(`128 clients: gateway peak RSS under ${GOALS.rss128Mb} MB and no failed call`, '--clients with 128'));
   }
   return out;
 }
@@ -91,80 +208,72 @@ function table(header: string[], body: string[][], alignLeft: number): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
-function rowCells(r: Measurement): string[] {
-  if (r.status !== 'ok') return [r.target, String(r.clients), r.status === 'failed' ? 'FAILED' : r.status];
-  const u = r.usage;
+function rowCells(s: Summary): string[] {
+  if (s.rounds === 0) return [s.target, s.client, String(s.clients), s.status === 'failed' ? 'FAILED' : s.status];
+  const f0 = (n: number): string => n.toFixed(0);
   return [
-    r.target,
-    String(r.clients),
-    fmtInt(r.rate),
-    fmtMs(r.p50Ms),
-    fmtMs(r.p99Ms),
-    fmtInt(r.errors),
-    r.setupSeconds.toFixed(2),
-    u ? u.peakRssMb.toFixed(0) : '-',
-    u ? String(u.maxProcs) : '-',
-    u ? u.cpuPct.toFixed(0) : '-',
-    u ? u.treeCpuPct.toFixed(0) : '-',
-    r.driverCpuPct.toFixed(0),
-    u ? Math.max(0, u.machineCpuPct - u.treeCpuPct - r.driverCpuPct).toFixed(0) : '-',
+    s.target,
+    s.client,
+    String(s.clients),
+    fmtStat(s.rate, fmtInt),
+    fmtStat(s.p50Ms, fmtMs),
+    fmtMs(s.p99Ms.median),
+    fmtInt(s.errors),
+    s.peakRssMb !== undefined ? s.peakRssMb.toFixed(0) : '-',
+    s.maxProcs !== undefined ? String(s.maxProcs) : '-',
+    s.cpuPct ? f0(s.cpuPct.median) : '-',
+    s.cpuUsPerCall ? f0(s.cpuUsPerCall.median) : '-',
+    s.treeCpuPct ? f0(s.treeCpuPct.median) : '-',
+    f0(s.driverCpuPct.median),
+    s.otherPct ? f0(s.otherPct.median) : '-',
   ];
 }
 
-/** The human report: a table per workload, the ratios, the goals, and the errors seen. */
-export function formatReport(rows: Measurement[], header: string): string {
+/** The human report: a table per workload (medians over the rounds, spread in brackets), the ratios, the goals. */
+export function formatReport(rows: Measurement[], header: string, kinds: ClientKind[]): { text: string; goals: Goal[] } {
   const out: string[] = [header];
+  const summaries = summarize(rows);
   for (const workload of ['steady', 'churn', 'streaming', 'auth'] as const) {
-    const mine = rows.filter((r) => r.workload === workload);
+    const mine = summaries.filter((r) => r.workload === workload);
     if (mine.length === 0) continue;
     out.push('', TITLES[workload]);
-    out.push(table(['target', 'clients', UNITS[workload], 'p50 ms', 'p99 ms', 'errors', 'setup s', 'RSS MB', 'procs', 'cpu%', 'tree%', 'drv%', 'other%'], mine.map(rowCells), 1));
-    for (const r of mine) {
-      if (r.status !== 'ok') out.push(`  - ${r.target} x${r.clients}: ${r.status === 'failed' ? 'FAILED' : r.status}: ${r.reason ?? ''}`);
+    out.push(table(['target', 'client', 'clients', `${UNITS[workload]} median (min-max)`, 'p50 ms', 'p99 ms', 'errors', 'RSS MB', 'procs', 'cpu%', 'cpu us/call', 'tree%', 'drv%', 'other%'], mine.map(rowCells), 2));
+    for (const s of mine) {
+      if (s.status !== 'ok') out.push(`  - ${s.target} ${s.client} x${s.clients}: ${s.status === 'failed' ? 'FAILED' : s.status}: ${s.reason ?? ''}`);
     }
-    for (const r of mine.filter((m) => m.status === 'ok')) {
-      for (const e of r.errorSamples) out.push(`  ! ${r.target} x${r.clients}: ${e.count} x ${e.message}`);
+    for (const s of mine.filter((m) => m.rounds > 0)) {
+      for (const e of s.errorSamples) out.push(`  ! ${s.target} ${s.client} x${s.clients}: ${e.count} x ${e.message}`);
     }
   }
   const rs = ratios(rows);
   if (rs.length > 0) {
-    out.push('', 'Ratios (rate of the gateway / rate of the other, same workload and client count)');
+    out.push('', 'Ratios, round by round against the same round, median (min-max): gateway rate / the other\'s rate');
     out.push(
       table(
-        ['workload', 'clients', 'gateway/direct', 'gateway/best alternative', 'p50 gateway-direct ms'],
-        rs.map((r) => [
-          r.workload,
-          String(r.clients),
-          r.ofDirect !== undefined ? fmtPct(r.ofDirect) : '-',
-          r.ofBestAlternative !== undefined ? `${Number.isFinite(r.ofBestAlternative) ? r.ofBestAlternative.toFixed(1) : 'inf'}x (${r.bestAlternative})` : '-',
-          r.p50OverDirectMs !== undefined ? `${r.p50OverDirectMs >= 0 ? '+' : ''}${r.p50OverDirectMs.toFixed(3)}` : '-',
-        ]),
-        1,
+        ['workload', 'client', 'clients', 'gateway/direct', 'gateway/mcp-proxy', 'gateway/supergateway', 'p50 gateway-direct ms'],
+        rs.map((r) => [r.workload, r.client, String(r.clients), fmtStat(r.ofDirect, fmtPct), fmtStat(r.ofMcpProxy, fmtX), fmtStat(r.ofSupergateway, fmtX), fmtStat(r.p50OverDirectMs, fmtSigned)]),
+        2,
       ),
     );
   }
-  const gwSteady = rows.filter((r) => r.workload === 'steady' && r.target === 'gateway' && r.usage);
+  const gwSteady = summaries.filter((s) => s.workload === 'steady' && s.target === 'gateway' && s.peakRssMb !== undefined);
   if (gwSteady.length > 0) {
-    const peak = Math.max(...gwSteady.map((r) => r.usage!.peakRssMb));
-    const hwm = Math.max(...gwSteady.map((r) => r.usage!.hwmMb));
-    out.push('', `Gateway peak RSS during (a): ${peak.toFixed(1)} MB sampled every 100 ms (VmHWM ${hwm.toFixed(1)} MB)`);
+    out.push('', `Gateway peak RSS during (a): ${Math.max(...gwSteady.map((s) => s.peakRssMb!)).toFixed(1)} MB sampled every 100 ms`);
   }
-  const others = rows.filter((r) => r.usage).map((r) => Math.max(0, r.usage!.machineCpuPct - r.usage!.treeCpuPct - r.driverCpuPct));
+  const others = summaries.filter((s) => s.otherPct).map((s) => s.otherPct!.median);
   const meanOther = others.length > 0 ? others.reduce((a, b) => a + b, 0) / others.length : 0;
   if (meanOther > 25) {
     out.push('', `WARNING: other processes on this machine used ${meanOther.toFixed(0)}% CPU on average during the windows (100 = one core): the figures are skewed; run again on a quiet machine.`);
   }
-  const gs = goals(rows, rs);
-  if (gs.length > 0) {
-    out.push('', 'Goals (issue 6/6)');
-    for (const g of gs) out.push(`  [${g.pass ? 'PASS' : 'FAIL'}] ${g.what}: ${g.detail}`);
-  }
+  const gs = goals(summaries, rs, kinds);
+  out.push('', 'Goals (issue 11; medians over the rounds)');
+  for (const g of gs) out.push(`  [${g.pass === undefined ? 'NOT MEASURED' : g.pass ? 'PASS' : 'FAIL'}] ${g.what}: ${g.detail}`);
   out.push(
     '',
-    'Columns: RSS MB = peak VmRSS of the front process (gateway, proxy, or the server for direct); procs = most processes in its tree;',
-    'cpu% = CPU of the front process during the window (100 = one core); tree% = the front process and its children (upstream servers);',
-    'drv% = the load driver; other% = everything else on the machine, including target processes that ended within the window (other work skews the figures);',
-    'setup s = opening all sessions before the window.',
+    'Columns: a figure is the median over the rounds, (min-max) its spread; errors = failed calls summed over the rounds;',
+    'RSS MB = highest peak VmRSS of the front process (gateway, proxy, or the server for direct); procs = most processes in its tree;',
+    'cpu% = CPU of the front process during the window (100 = one core); cpu us/call = its CPU time per completed call;',
+    'tree% = the front process and its children (upstream servers); drv% = the load driver; other% = everything else on the machine.',
   );
-  return out.join('\n');
+  return { text: out.join('\n'), goals: gs };
 }

@@ -4,15 +4,24 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { measureChurn, measureStreaming, measureSteady, notMeasured, warmUp, type LoadOptions, type Measurement, type WorkloadName } from './load.js';
 import { formatProfile, newestProfile, summarizeCpuProfile, type ProfileSummary } from './profile.js';
-import { formatReport, goals, ratios } from './report.js';
-import { ALL_TARGETS, repoRoot, startTarget, type RunningTarget, type TargetName } from './targets.js';
+import { formatReport, ratios, summarize } from './report.js';
+import { ALL_TARGETS, CLIENT_KINDS, repoRoot, startTarget, type ClientKind, type RunningTarget, type TargetName } from './targets.js';
 
 const USAGE = `npm run bench -- [options]
 
 Measures this gateway against the server over stdio directly, mcp-proxy and supergateway,
-all on the same upstream (@modelcontextprotocol/server-everything over stdio), in one run.
+all on the same upstream (@modelcontextprotocol/server-everything over stdio). Every target
+is started once; each round then measures them in turn (interleaved), and the report gives the
+median and the spread (min-max) over the rounds of every figure and of every ratio.
 
-  --quick              short windows and fewer client counts (about a minute)
+  --rounds <n>         interleaved rounds (default 3)
+  --client <kind>      raw (the bench's own keep-alive socket client), agent (http.request
+                       through a keep-alive http.Agent) or both (default both)
+  --check              exit 1 unless the goals hold (32 clients: >= 40% of direct and >= 8x
+                       mcp-proxy; 1 client: p50 <= 0.15 ms above direct; 128 clients: peak RSS
+                       under 100 MB, no failed call); defaults to --only a --clients 1,32,128
+                       --targets direct,gateway,mcp-proxy
+  --quick              short windows and fewer client counts
   --duration <s>       window of each measurement in seconds (default 4, quick 1.5)
   --only <list>        workloads to run: a,b,c,d or steady,churn,streaming,auth (default all)
   --targets <list>     direct,gateway,mcp-proxy,supergateway (default all)
@@ -37,6 +46,9 @@ interface Plan {
   warmMs: number;
   json: boolean;
   profileDir?: string;
+  rounds: number;
+  kinds: ClientKind[];
+  check: boolean;
 }
 
 class UsageError extends Error {}
@@ -66,6 +78,9 @@ function planFrom(argv: string[]): Plan | undefined {
       targets: { type: 'string' },
       clients: { type: 'string' },
       profile: { type: 'string' },
+      rounds: { type: 'string' },
+      client: { type: 'string' },
+      check: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -78,26 +93,38 @@ function planFrom(argv: string[]): Plan | undefined {
     if (!Number.isFinite(s) || s <= 0 || s > 120) throw new UsageError(`--duration takes seconds from 0.1 to 120, got "${values.duration}"`);
     durationMs = s * 1000;
   }
+  const check = values.check === true;
+  let rounds = 3;
+  if (values.rounds !== undefined) {
+    rounds = Number(values.rounds);
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new UsageError(`--rounds takes a whole number from 1 to 50, got "${values.rounds}"`);
+  }
+  const clientKind = values.client ?? 'both';
+  if (clientKind !== 'raw' && clientKind !== 'agent' && clientKind !== 'both') throw new UsageError(`--client takes raw, agent or both, got "${clientKind}"`);
+  const kinds: ClientKind[] = clientKind === 'both' ? [...CLIENT_KINDS] : [clientKind];
   const workloads = new Set<WorkloadName>();
-  for (const key of list(values.only, '--only') ?? ['a', 'b', 'c', 'd']) {
+  for (const key of list(values.only, '--only') ?? (check ? ['a'] : ['a', 'b', 'c', 'd'])) {
     const w = WORKLOAD_KEYS[key.toLowerCase()];
     if (!w) throw new UsageError(`--only knows a, b, c, d (steady, churn, streaming, auth), got "${key}"`);
     workloads.add(w);
   }
-  const targets = (list(values.targets, '--targets') ?? ALL_TARGETS).map((t) => {
+  const targets = (list(values.targets, '--targets') ?? (check ? ['direct', 'gateway', 'mcp-proxy'] : ALL_TARGETS)).map((t) => {
     if (!ALL_TARGETS.includes(t as TargetName)) throw new UsageError(`--targets knows ${ALL_TARGETS.join(', ')}, got "${t}"`);
     return t as TargetName;
   });
   return {
     workloads,
     targets: ALL_TARGETS.filter((t) => targets.includes(t)),
-    steadyClients: counts(values.clients) ?? (quick ? [1, 32] : [1, 8, 32, 128]),
+    steadyClients: counts(values.clients) ?? (check ? [1, 32, 128] : quick ? [1, 32] : [1, 8, 32, 128]),
     churnClients: quick ? [8] : [8, 32],
     streamClients: quick ? [8] : [8, 32],
     load: { durationMs, graceMs: 10_000, setupTimeoutMs: 30_000 },
     warmMs: quick ? 500 : 1000,
     json: values.json === true,
     profileDir: values.profile,
+    rounds,
+    kinds,
+    check,
   };
 }
 
@@ -110,91 +137,107 @@ function describe(m: Measurement): string {
 
 const running = new Set<RunningTarget>();
 
-async function withTarget(name: TargetName, options: Parameters<typeof startTarget>[1], fn: (t: RunningTarget) => Promise<void>): Promise<string | undefined> {
-  let target: RunningTarget;
+async function start(name: TargetName, options: Parameters<typeof startTarget>[1]): Promise<RunningTarget | string> {
   try {
     progress(`starting ${name}${options?.auth ? ' with an auth block' : ''}`);
-    target = await startTarget(name, options);
+    const target = await startTarget(name, options);
+    running.add(target);
+    return target;
   } catch (err) {
     return (err as Error).message;
   }
-  running.add(target);
-  try {
-    await fn(target);
-  } finally {
-    progress(`stopping ${name}`);
-    await target.stop();
-    running.delete(target);
-  }
-  return undefined;
 }
 
-async function measureTarget(name: TargetName, plan: Plan, rows: Measurement[]): Promise<void> {
-  const record = (m: Measurement): void => {
+async function stopAll(): Promise<void> {
+  await Promise.allSettled(
+    [...running].map(async (t) => {
+      progress(`stopping ${t.name}`);
+      await t.stop();
+      running.delete(t);
+    }),
+  );
+}
+
+/** One measurement of one target; the client kind does not apply to direct (no HTTP). */
+async function measureOnce(target: RunningTarget, workload: WorkloadName, clients: number, client: ClientKind, plan: Plan): Promise<Measurement> {
+  const name = target.name;
+  if (name === 'supergateway' && clients > SUPERGATEWAY_SESSION_CAP) {
+    return notMeasured(workload, name, clients, 'skipped', `--stateful starts a server process per session; the bench stops at ${SUPERGATEWAY_SESSION_CAP}`, client);
+  }
+  if (workload === 'steady') return measureSteady('steady', target, name, clients, plan.load, client);
+  if (workload === 'churn') {
+    if (!target.hasSessions) return notMeasured('churn', name, clients, 'n/a', 'stdio has one session per process: nothing to open or DELETE');
+    return measureChurn(target, clients, plan.load, client);
+  }
+  const m = await measureStreaming(target, clients, plan.load, client);
+  if (name === 'gateway' && m.status === 'failed' && /HTTP 404/.test(m.reason ?? '')) {
+    return notMeasured('streaming', name, clients, 'n/a', `POST /{name}/sse answers 404 in this build: ${m.reason}`, client);
+  }
+  return m;
+}
+
+/**
+ * Starts every target once, then measures them in rounds: in each round every workload and client
+ * count is measured on every target in turn (the order rotates from round to round), so that a burst
+ * of load from elsewhere on the machine skews all targets of a round alike and shows in the spread.
+ */
+async function measureRounds(plan: Plan, rows: Measurement[]): Promise<void> {
+  const record = (m: Measurement, round: number): void => {
+    m.round = round;
     rows.push(m);
-    progress(`${m.workload} ${m.target} x${m.clients}: ${describe(m)}`);
+    progress(`round ${round} ${m.workload} ${m.target} ${m.client} x${m.clients}: ${describe(m)}`);
   };
   const planned: [WorkloadName, number][] = [];
   if (plan.workloads.has('steady')) for (const c of plan.steadyClients) planned.push(['steady', c]);
   if (plan.workloads.has('churn')) for (const c of plan.churnClients) planned.push(['churn', c]);
   if (plan.workloads.has('streaming')) for (const c of plan.streamClients) planned.push(['streaming', c]);
-  if (planned.length === 0) return;
-  const failure = await withTarget(name, { profileDir: plan.profileDir }, async (target) => {
-    await warmUp(target, plan.warmMs);
+  const auth = plan.workloads.has('auth') && plan.targets.includes('gateway');
+  if (planned.length === 0 && !auth) return;
+  const targets: RunningTarget[] = [];
+  const needed = planned.length > 0 ? plan.targets : (['gateway'] as TargetName[]);
+  for (const name of needed) {
+    const t = await start(name, { profileDir: name === 'gateway' ? plan.profileDir : undefined });
+    if (typeof t === 'string') {
+      for (let round = 1; round <= plan.rounds; round++) for (const [w, c] of planned) record(notMeasured(w, name, c, 'failed', t), round);
+      continue;
+    }
+    for (const client of t.hasHttp ? plan.kinds : ['raw' as const]) await warmUp(t, plan.warmMs, client);
+    targets.push(t);
+  }
+  const tokens = Array.from({ length: AUTH_TOKENS }, (_, i) => `bench-${i}-${randomBytes(12).toString('hex')}`);
+  const authLabel = `gateway, ${AUTH_TOKENS} tokens`;
+  let authTarget: RunningTarget | undefined;
+  if (auth) {
+    const t = await start('gateway', { auth: true, probeToken: tokens[0] });
+    if (typeof t === 'string') record(notMeasured('auth', authLabel, AUTH_TOKENS, 'n/a', `the gateway refused the auth config or the call: ${t}`), 1);
+    else authTarget = t;
+  }
+  const plainGateway = targets.find((t) => t.name === 'gateway');
+  for (let round = 1; round <= plan.rounds; round++) {
+    const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
     for (const [workload, clients] of planned) {
-      const capped = name === 'supergateway' && clients > SUPERGATEWAY_SESSION_CAP;
-      if (capped) {
-        record(notMeasured(workload, name, clients, 'skipped', `--stateful starts a server process per session; the bench stops at ${SUPERGATEWAY_SESSION_CAP}`));
-        continue;
-      }
-      if (workload === 'steady') {
-        progress(`steady ${name} x${clients}`);
-        record(await measureSteady('steady', target, name, clients, plan.load));
-      } else if (workload === 'churn') {
-        if (!target.hasSessions) {
-          record(notMeasured('churn', name, clients, 'n/a', 'stdio has one session per process: nothing to open or DELETE'));
-          continue;
+      for (const target of order) {
+        for (const client of target.hasHttp ? plan.kinds : ['raw' as const]) {
+          progress(`round ${round}/${plan.rounds}: ${workload} ${target.name} ${target.hasHttp ? client : ''} x${clients}`);
+          record(await measureOnce(target, workload, clients, client, plan), round);
         }
-        progress(`churn ${name} x${clients}`);
-        record(await measureChurn(target, clients, plan.load));
-      } else {
-        progress(`streaming ${name} x${clients}`);
-        const m = await measureStreaming(target, clients, plan.load);
-        if (name === 'gateway' && m.status === 'failed' && /HTTP 404/.test(m.reason ?? '')) {
-          record(notMeasured('streaming', name, clients, 'n/a', `POST /{name}/sse answers 404 in this build: ${m.reason}`));
-        } else record(m);
       }
     }
-  });
-  if (failure !== undefined) for (const [workload, clients] of planned) record(notMeasured(workload, name, clients, 'failed', failure));
-}
-
-/** (d): a gateway whose server has an oauth2/pkce block, 16 clients each with its own Bearer token. */
-async function measureAuth(plan: Plan, rows: Measurement[]): Promise<void> {
-  const record = (m: Measurement): void => {
-    rows.push(m);
-    progress(`auth ${m.target} x${m.clients}: ${describe(m)}`);
-  };
-  if (!plan.targets.includes('gateway')) return;
-  const tokens = Array.from({ length: AUTH_TOKENS }, (_, i) => `bench-${i}-${randomBytes(12).toString('hex')}`);
-  const label = `gateway, ${AUTH_TOKENS} tokens`;
-  const failure = await withTarget('gateway', { auth: true, probeToken: tokens[0] }, async (target) => {
-    progress(`auth gateway x${AUTH_TOKENS} (one process per token)`);
-    const m = await measureSteady('auth', target, label, AUTH_TOKENS, plan.load, tokens);
-    if (m.status === 'failed' && /HTTP (401|404)/.test(m.reason ?? '')) record(notMeasured('auth', label, AUTH_TOKENS, 'n/a', `the gateway does not serve Bearer calls yet: ${m.reason}`));
-    else record(m);
-  });
-  if (failure !== undefined) {
-    record(notMeasured('auth', label, AUTH_TOKENS, 'n/a', `the gateway refused the auth config or the call: ${failure}`));
-    return;
+    if (authTarget) {
+      for (const client of plan.kinds) {
+        const m = await measureSteady('auth', authTarget, authLabel, AUTH_TOKENS, plan.load, client, tokens);
+        if (m.status === 'failed' && /HTTP (401|404)/.test(m.reason ?? '')) record(notMeasured('auth', authLabel, AUTH_TOKENS, 'n/a', `the gateway does not serve Bearer calls yet: ${m.reason}`, client), round);
+        else record(m, round);
+        if (plainGateway) record(await measureSteady('auth', plainGateway, 'gateway, no auth', AUTH_TOKENS, plan.load, client), round);
+      }
+    }
   }
-  await withTarget('gateway', {}, async (target) => {
-    await warmUp(target, plan.warmMs);
-    record(await measureSteady('auth', target, 'gateway, no auth', AUTH_TOKENS, plan.load));
-  });
-  for (const peer of ['mcp-proxy', 'supergateway'] as const) {
-    if (plan.targets.includes(peer)) record(notMeasured('auth', peer, AUTH_TOKENS, 'n/a', 'no per-token server processes (a fixed API key or outbound header only)'));
+  if (auth) {
+    for (const peer of ['mcp-proxy', 'supergateway'] as const) {
+      if (plan.targets.includes(peer)) record(notMeasured('auth', peer, AUTH_TOKENS, 'n/a', 'no per-token server processes (a fixed API key or outbound header only)'), 1);
+    }
   }
+  await stopAll();
 }
 
 async function main(): Promise<number> {
@@ -212,8 +255,11 @@ async function main(): Promise<number> {
   if (plan.profileDir !== undefined) mkdirSync(plan.profileDir, { recursive: true });
   const started = Date.now();
   const rows: Measurement[] = [];
-  for (const name of plan.targets) await measureTarget(name, plan, rows);
-  if (plan.workloads.has('auth')) await measureAuth(plan, rows);
+  try {
+    await measureRounds(plan, rows);
+  } finally {
+    await stopAll();
+  }
   const seconds = (Date.now() - started) / 1000;
   let profile: ProfileSummary | undefined;
   if (plan.profileDir !== undefined) {
@@ -221,14 +267,24 @@ async function main(): Promise<number> {
     if (file) profile = summarizeCpuProfile(file, repoRoot, 10);
   }
   const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30) };
+  const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; ${plan.rounds} interleaved rounds of ${(plan.load.durationMs / 1000).toFixed(1)} s windows; whole run ${seconds.toFixed(0)} s`;
+  const report = formatReport(rows, header, plan.kinds);
   if (plan.json) {
+    const summaries = summarize(rows);
     const rs = ratios(rows);
-    const result = { machine, durationMs: plan.load.durationMs, elapsedSeconds: seconds, measurements: rows, ratios: rs, goals: goals(rows, rs), profile };
-    process.stdout.write(`${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+    const result = { machine, rounds: plan.rounds, clientKinds: plan.kinds, durationMs: plan.load.durationMs, elapsedSeconds: seconds, summaries, ratios: rs, goals: report.goals, measurements: rows, profile };
+    process.stdout.write(`${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? null : String(v)) : v), 2)}\n`);
   } else {
-    const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; window ${(plan.load.durationMs / 1000).toFixed(1)} s; whole run ${seconds.toFixed(0)} s`;
-    process.stdout.write(`${formatReport(rows, header)}\n`);
+    process.stdout.write(`${report.text}\n`);
     if (profile) process.stdout.write(`\n${formatProfile(profile)}\n`);
+  }
+  if (plan.check) {
+    const failed = report.goals.filter((g) => g.pass !== true);
+    if (failed.length > 0) {
+      process.stderr.write(`bench --check: ${failed.length} goal(s) not met:\n${failed.map((g) => `  ${g.what}: ${g.detail}`).join('\n')}\n`);
+      return 1;
+    }
+    process.stderr.write('bench --check: every goal met\n');
   }
   return 0;
 }

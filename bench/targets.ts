@@ -5,7 +5,9 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AgentConnection, keepAliveAgent } from './agent-conn.js';
 import { HttpConnection, type HttpAnswer } from './http-conn.js';
+import type { Agent } from 'node:http';
 import { descendantsOf, startTimeOf } from './procfs.js';
 import { StdioServer, type RpcMessage } from './stdio-conn.js';
 import { binNodeFlags } from '../cli/bin-flags.js';
@@ -19,6 +21,9 @@ const PROTOCOL = '2025-06-18';
 const START_TIMEOUT_MS = 30_000;
 
 export type TargetName = 'direct' | 'gateway' | 'mcp-proxy' | 'supergateway';
+/** `raw`: the bench's own keep-alive socket client; `agent`: `http.request` through a keep-alive `http.Agent` */
+export type ClientKind = 'raw' | 'agent';
+export const CLIENT_KINDS: ClientKind[] = ['raw', 'agent'];
 export const ALL_TARGETS: TargetName[] = ['direct', 'gateway', 'mcp-proxy', 'supergateway'];
 
 /** One client's view of a target: a session, echo calls, a streamed call with progress. */
@@ -40,7 +45,9 @@ export interface RunningTarget {
   pid: number;
   /** sessions with their own initialize and DELETE (false for `direct`: stdio is one session) */
   hasSessions: boolean;
-  session(options?: { token?: string }): Session;
+  /** false for `direct`: the client kind does not apply */
+  hasHttp: boolean;
+  session(options?: { token?: string; client?: ClientKind }): Session;
   stop(): Promise<void>;
 }
 
@@ -127,7 +134,7 @@ function httpError(answer: HttpAnswer): Error {
 
 /** A Streamable HTTP client session over one keep-alive connection, with pre-serialized heads. */
 class HttpSession implements Session {
-  private readonly conn: HttpConnection;
+  private readonly conn: HttpConnection | AgentConnection;
   private head: string;
   private readonly baseHead: string;
   private nextId = 1;
@@ -138,8 +145,9 @@ class HttpSession implements Session {
     private readonly path: string,
     private readonly streamPath: string | undefined,
     token: string | undefined,
+    agent: Agent | undefined,
   ) {
-    this.conn = new HttpConnection('127.0.0.1', port);
+    this.conn = agent ? new AgentConnection('127.0.0.1', port, agent) : new HttpConnection('127.0.0.1', port);
     const auth = token !== undefined ? `Authorization: Bearer ${token}\r\n` : '';
     this.baseHead = `Host: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n${auth}`;
     this.head = `POST ${path} HTTP/1.1\r\n${this.baseHead}`;
@@ -355,6 +363,7 @@ async function startDirect(): Promise<RunningTarget> {
     name: 'direct',
     pid: server.pid ?? -1,
     hasSessions: false,
+    hasHttp: false,
     session: () => new StdioSession(server),
     stop: async () => {
       server.abandon('the target stopped');
@@ -401,8 +410,10 @@ async function startHttpTarget(
 ): Promise<RunningTarget> {
   const port = await freePort();
   const proc = new TargetProcess(command, args(port), { ...process.env, ...options.env });
-  const session = (o?: { token?: string }): Session => new HttpSession(port, path, streamPath, o?.token);
+  const agent = keepAliveAgent();
+  const session = (o?: { token?: string; client?: ClientKind }): Session => new HttpSession(port, path, streamPath, o?.token, o?.client === 'agent' ? agent : undefined);
   const stop = async (): Promise<void> => {
+    agent.destroy();
     await proc.stop();
     options.cleanup?.();
   };
@@ -415,7 +426,7 @@ async function startHttpTarget(
     await stop();
     throw err;
   }
-  return { name, pid: proc.pid, hasSessions: true, session, stop };
+  return { name, pid: proc.pid, hasSessions: true, hasHttp: true, session, stop };
 }
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
 // --max-semi-space-size: a 1 MB young generation keeps the gateway under 100 MB RSS at 128 clients
 // (the default grows it to ~50 MB under load); `npm run bench` measured no loss of throughput at 32 clients.
+// Started with plain `node`, `run --start-server` relaunches itself with these flags (node-flags.ts): first import.
+import './node-flags.js';
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';

@@ -125,6 +125,11 @@ export class Kernel {
   private readonly bodyLimit: number;
   /** responses not yet finished: told to close their connection when the kernel stops */
   private readonly active = new Set<ServerResponse>();
+  /** one 'close' listener shared by every response (`this` is the response): no closure per request */
+  private readonly untrack: (this: ServerResponse) => void = ((active: Set<ServerResponse>) =>
+    function untrack(this: ServerResponse): void {
+      active.delete(this);
+    })(this.active);
 
   constructor(options: KernelOptions = {}) {
     if (options.replicaId !== undefined && !REPLICA_ID.test(options.replicaId)) {
@@ -394,9 +399,8 @@ export class Kernel {
     };
     const hooks = this.hooks;
     if (this.stateValue === 'stopping') res.setHeader('connection', 'close');
-    const active = this.active;
-    active.add(res);
-    res.once('close', () => active.delete(res));
+    this.active.add(res);
+    res.on('close', this.untrack);
     if (hooks.onResponse.length > 0) res.once('finish', () => void this.runRequestHooks('onResponse', ctx).catch(() => undefined));
     // every answer: never sniffed as another type
     res.setHeader('x-content-type-options', 'nosniff');

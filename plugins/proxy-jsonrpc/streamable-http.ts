@@ -31,11 +31,20 @@ interface Accepts {
   readonly sse: boolean;
 }
 
+const ACCEPT_ANY: Accepts = { json: true, sse: false };
+/** Clients send the same few Accept headers on every call: their reading is kept (bounded) */
+const acceptsSeen = new Map<string, Accepts>();
+
 function accepts(header: string | undefined): Accepts {
-  if (!header) return { json: true, sse: false };
+  if (!header) return ACCEPT_ANY;
+  const seen = acceptsSeen.get(header);
+  if (seen) return seen;
   const h = header.toLowerCase();
   const any = h.includes('*/*') || h.includes('application/*');
-  return { json: any || h.includes('application/json'), sse: h.includes('text/event-stream') };
+  const result: Accepts = { json: any || h.includes('application/json'), sse: h.includes('text/event-stream') };
+  if (acceptsSeen.size >= 64) acceptsSeen.clear();
+  acceptsSeen.set(header, result);
+  return result;
 }
 
 /** Answers one call over HTTP: plain JSON, or an SSE stream once the call has something to stream. */
@@ -149,7 +158,7 @@ export class StreamableHttpEndpoint {
     const server = this.dispatcher.server(ctx.params.name!);
     const { req, res } = ctx;
     const contentType = req.headers['content-type'];
-    if (contentType !== undefined && contentType.split(';', 1)[0]!.trim().toLowerCase() !== 'application/json') {
+    if (contentType !== undefined && contentType !== 'application/json' && contentType.split(';', 1)[0]!.trim().toLowerCase() !== 'application/json') {
       sendJson(res, 415, errorResponse(null, INVALID_REQUEST, `Unsupported Content-Type "${contentType}": send the JSON-RPC message as application/json`));
       return;
     }
@@ -211,7 +220,8 @@ export class StreamableHttpEndpoint {
     const sink = new HttpCallSink(ctx, session, accept, this.streams(), undefined);
     const cancel = this.dispatcher.request(server, ctx.identity, session, request, sink);
     if (!sink.done) {
-      res.once('close', () => {
+      // 'close' comes once: `on` spares the per-request wrapper of `once`
+      res.on('close', () => {
         if (!sink.done) {
           sink.done = true;
           cancel('client disconnected');
