@@ -33,8 +33,12 @@ export class ConsoleAccess {
     if (!this.tokenRequired) this.loopbackOnly(ctx);
   }
 
-  /** Any /api call. */
+  /**
+   * Any /api call: never from another origin, even a loopback one (the gateway's CORS lets loopback
+   * origins use the MCP routes, but another local page must not read the log or the servers' settings).
+   */
   api(ctx: RequestContext): void {
+    this.sameOrigin(ctx, 'Console API calls');
     if (!this.tokenRequired) {
       this.loopbackOnly(ctx);
       return;
@@ -52,9 +56,15 @@ export class ConsoleAccess {
     if (headers[CHANGE_HEADER] !== '1') {
       throw errors.FMCP_ERR_FORBIDDEN(`State-changing console calls need the header "${CHANGE_HEADER}: 1" (it keeps other sites from sending them)`);
     }
+    this.sameOrigin(ctx, 'State-changing console calls');
+  }
+
+  /** 403 for a browser request from another origin (by Sec-Fetch-Site, then Origin against Host). */
+  private sameOrigin(ctx: RequestContext, what: string): void {
+    const headers = ctx.req.headers;
     const site = headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin' && site !== 'none') {
-      throw errors.FMCP_ERR_FORBIDDEN(`State-changing console calls must come from the console's own origin (Sec-Fetch-Site is "${site}")`);
+      throw errors.FMCP_ERR_FORBIDDEN(`${what} must come from the console's own origin (Sec-Fetch-Site is "${site}")`);
     }
     const origin = headers.origin;
     if (origin !== undefined) {
@@ -65,7 +75,7 @@ export class ConsoleAccess {
         host = undefined;
       }
       if (host === undefined || host.toLowerCase() !== String(headers.host ?? '').toLowerCase()) {
-        throw errors.FMCP_ERR_FORBIDDEN(`State-changing console calls must come from the console's own origin, not "${origin}"`);
+        throw errors.FMCP_ERR_FORBIDDEN(`${what} must come from the console's own origin, not "${origin}"`);
       }
     }
   }

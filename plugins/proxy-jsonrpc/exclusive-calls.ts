@@ -15,9 +15,8 @@ export interface ExclusiveCallsOptions {
 }
 
 /**
- * 2026-07-28 requests that declare sampling, elicitation or roots and may cause a server request
- * (tools/call, prompts/get, resources/read) run on processes of their own, one call per process at a
- * time: a server request then provably belongs to the one call in flight there (server-requests.ts),
+ * 2026-07-28 requests that declare sampling, elicitation or roots run on processes of their own (which
+ * declare those to the server, so its lists offer what needs them), one call per process at a time: a server request then provably belongs to the one call in flight there (server-requests.ts),
  * including while that call waits for the client's MRTR retry. A small set of such processes per server
  * and caller is kept; a call finding them all busy waits for one, bounded by `waitMs`.
  */

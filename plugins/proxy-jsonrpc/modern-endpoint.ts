@@ -14,7 +14,6 @@ import {
   ALL_VERSIONS,
   decorateResult,
   isRejection,
-  MRTR_METHODS,
   REMOVED_METHODS,
   toLegacyRequest,
   validateModernRequest,
@@ -138,7 +137,7 @@ export class ModernEndpoint {
       return;
     }
     const call = new ModernCall(this.bridge, principal, server.name, method, name, () => this.decoration(server, ctx), target);
-    call.cancelUpstream = MRTR_METHODS.has(method) && ExclusiveCalls.needed(checked.capabilities)
+    call.cancelUpstream = ExclusiveCalls.needed(checked.capabilities)
       ? this.exclusive.request(server, ctx.identity, toLegacyRequest(message), call)
       : this.dispatcher.request(server, ctx.identity, undefined, toLegacyRequest(message), call);
     this.watchClose(ctx, call, target);

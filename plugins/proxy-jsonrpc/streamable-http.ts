@@ -22,7 +22,7 @@ import {
   SUPPORTED_VERSIONS,
 } from './jsonrpc.js';
 import type { ModernEndpoint } from './modern-endpoint.js';
-import { isModernRequest } from './modern-era.js';
+import { ALL_VERSIONS, isModernRequest, MODERN_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from './modern-era.js';
 import type { CallSink } from './server-instance.js';
 import type { Session } from './sessions.js';
 
@@ -181,7 +181,13 @@ export class StreamableHttpEndpoint {
     }
     const version = req.headers['mcp-protocol-version'];
     if (typeof version === 'string' && !(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
-      sendJson(res, 400, errorResponse(null, INVALID_REQUEST, `Unsupported MCP-Protocol-Version "${version}": supported are ${SUPPORTED_VERSIONS.join(', ')}`));
+      const modernOnly = (MODERN_VERSIONS as readonly string[]).includes(version);
+      const why = modernOnly
+        ? `MCP-Protocol-Version "${version}" is stateless: it has no initialize or sessions; send each request with "_meta": {"io.modelcontextprotocol/protocolVersion": "${version}", "io.modelcontextprotocol/clientCapabilities": {…}} and the Mcp-Method header (see server/discover), or use ${SUPPORTED_VERSIONS.join(', ')} with initialize`
+        : `Unsupported MCP-Protocol-Version "${version}": this gateway supports ${ALL_VERSIONS.join(', ')}`;
+      const answer = errorResponse(null, UNSUPPORTED_PROTOCOL_VERSION, why);
+      (answer.error as JsonObject).data = { supported: [...ALL_VERSIONS], requested: version };
+      sendJson(res, 400, answer);
       return;
     }
     const session = this.sessionOf(ctx, server);

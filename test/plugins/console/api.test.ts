@@ -128,6 +128,18 @@ describe('console: the /api routes', function () {
     expect(res.json()).to.deep.equal({ content: [{ type: 'text', text: 'MCP error -32602: Tool no-such-tool not found' }], isError: true });
   });
 
+  it('answers no other origin, not even a loopback one: a local page cannot read the log or the servers', async () => {
+    for (const path of ['/api/servers', '/api/servers/everything/tools']) {
+      const otherPort = await get(gateway, path, { origin: 'http://localhost:5173' });
+      expect(otherPort.status, path).to.equal(403);
+      expect(otherPort.json<{ error: { message: string } }>().error.message).to.equal('Console API calls must come from the console\'s own origin, not "http://localhost:5173"');
+      const sameSite = await get(gateway, path, { 'sec-fetch-site': 'same-site' });
+      expect(sameSite.status, path).to.equal(403);
+    }
+    const own = await get(gateway, '/api/servers', { origin: `http://127.0.0.1:${portOf(gateway)}`, 'sec-fetch-site': 'same-origin' });
+    expect(own.status).to.equal(200);
+  });
+
   it('state changes need the console header, and the same origin', async () => {
     const noHeader = await post(gateway, '/api/servers/everything/tools/echo', { message: 'x' }, { 'content-type': 'application/json' });
     expect(noHeader.status).to.equal(403);
@@ -136,7 +148,7 @@ describe('console: the /api routes', function () {
     });
     const otherOrigin = await post(gateway, '/api/servers/everything/restart', {}, { ...CHANGE, origin: 'http://localhost:1' });
     expect(otherOrigin.status).to.equal(403);
-    expect(otherOrigin.json<{ error: { message: string } }>().error.message).to.equal('State-changing console calls must come from the console\'s own origin, not "http://localhost:1"');
+    expect(otherOrigin.json<{ error: { message: string } }>().error.message).to.equal('Console API calls must come from the console\'s own origin, not "http://localhost:1"');
     const crossSite = await post(gateway, '/api/servers/everything/restart', {}, { ...CHANGE, 'sec-fetch-site': 'cross-site' });
     expect(crossSite.status).to.equal(403);
     const sameOrigin = await post(gateway, '/api/servers/everything/tools/echo', { message: 'same' }, { ...CHANGE, origin: `http://127.0.0.1:${portOf(gateway)}`, 'sec-fetch-site': 'same-origin' });

@@ -86,6 +86,19 @@ describe('proxy-jsonrpc: MRTR bridge for a legacy server\'s sampling, elicitatio
     }
   });
 
+  it('lists the tools that ask the client only to a request that declared what they ask for', async () => {
+    const { client: capable } = await recordedClient(url, { sampling: {}, elicitation: {} });
+    const { client: plain } = await recordedClient(url, {});
+    try {
+      const names = async (c: Client) => (await c.listTools()).tools.map((t) => t.name);
+      expect(await names(capable)).to.include.members(['trigger-sampling-request', 'trigger-elicitation-request']);
+      expect(await names(plain)).to.not.include.members(['trigger-sampling-request']);
+      expect(await names(plain)).to.include('echo');
+    } finally {
+      await Promise.all([capable.close(), plain.close()]);
+    }
+  });
+
   it('bridges elicitation the same way', async () => {
     const { client } = await recordedClient(url, { elicitation: {} });
     client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name: 'Ada Lovelace' } }));
