@@ -115,6 +115,8 @@ export class AuthorizationServer {
       const request = this.checkRequest(ctx.query, server, client, redirectUri, state);
       const csrf = randomBytes(32).toString('base64url');
       const sealed = await this.seal.seal('consent', { aud: this.urls.issuer(server), exp: epochIn(this.options.consentTtlS), csrf, ...request });
+      // one answer per form: Deny cannot be followed by Allow, nor one consent start several logins
+      await this.store().put(consentKey(csrf), { package: server.name }, this.options.consentTtlS * 1000);
       sendConsentPage(ctx.res, {
         packageName: server.name,
         clientName: client.clientName ?? 'An unnamed MCP client',
@@ -147,6 +149,9 @@ export class AuthorizationServer {
       return this.refusePage(ctx, server, 403, 'access_denied', 'the consent form was not sent from the page this gateway showed in this browser');
     }
     ctx.res.setHeader('set-cookie', this.csrfCookie(server, csrf, '', 0));
+    if ((await this.store().take(consentKey(csrf))) === undefined) {
+      return this.refusePage(ctx, server, 400, 'invalid_request', 'this consent form was already answered: start the sign-in again from your MCP client');
+    }
     const decision = form.get('decision');
     if (decision !== 'allow') {
       this.log.info({ server: server.name }, 'consent denied');
@@ -247,6 +252,8 @@ export class AuthorizationServer {
 
 /** The store key of an unused code: taken once by the token endpoint. */
 export const codeKey = (jti: string): string => `code.${jti}`;
+/** The pending-state key that makes one consent form answerable once. */
+const consentKey = (csrf: string): string => `consent.${csrf}`;
 
 const cookieName = (csrf: string): string => `fmcp_consent_${csrf.slice(0, 8)}`;
 

@@ -227,6 +227,20 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
       });
     }
 
+    it('a consent form is answered once: after Deny, the same form with Allow is refused and goes nowhere', async () => {
+      const { request, csrf, cookie } = await consentPage(goodParams(challenge));
+      const post = (decision: string) => track(`${gw.base}/files/authorize`, { ...form({ request, csrf, decision }), headers: { 'content-type': 'application/x-www-form-urlencoded', cookie } });
+      const denied = await post('deny');
+      expect(denied.status).to.equal(302);
+      expect(new URL(denied.headers.get('location')!).searchParams.get('error')).to.equal('access_denied');
+      for (const decision of ['allow', 'allow']) {
+        const again = await post(decision);
+        expect(again.status).to.equal(400);
+        expect(again.headers.get('location')).to.equal(null);
+        expect(again.text).to.include('this consent form was already answered');
+      }
+    });
+
     it('a consent form without its cookie is refused (CSRF), and an altered one too', async () => {
       const { request, csrf, cookie } = await consentPage(goodParams(challenge));
       const noCookie = await track(`${gw.base}/files/authorize`, form({ request, csrf, decision: 'allow' }));
