@@ -312,26 +312,29 @@ describe('reliability: faults', function () {
 
     before(async function () {
       this.timeout(60_000);
-      const config = tree.write('config.json', everythingMetadata(['everything'], marker));
+      // the echo load on one server; the calls the signal must find in flight on a second one, so
+      // /health counts exactly them (waits for events, not sleeps)
+      const config = tree.write('config.json', everythingMetadata(['everything', 'long'], marker));
       cli = new RunningCli(['run', '--file', config, '--start-server', '--port', '0']);
       const port = Number(new URL(await cli.ready(30_000)).port);
-      expect(processesWith(marker).length).to.be.greaterThan(0);
+      for (const name of ['everything', 'long']) await waitForHealth(port, name, (h) => h.state === 'up', 30_000, `${name} up`);
+      expect(processesWith(marker).length).to.equal(2);
 
       const load = echoLoad({ port, path: '/everything/mcp', clients: 32, until: cli.exited, timeoutMs: 15_000 });
-      await sleep(1500);
+      await waitForHealth(port, 'everything', (h) => (h.inFlight ?? 0) > 0, 10_000, 'the echo load under way');
       // calls surely in the gateway's hands when the signal comes: 5 s each at the server
       const slowCalls = Array.from({ length: 8 }, (_, i) =>
-        settle(send({ port, path: '/everything/mcp', body: call(`slow-${i}`, 'trigger-long-running-operation', { duration: 5, steps: 5 }), timeoutMs: 15_000 })),
+        settle(send({ port, path: '/long/mcp', body: call(`slow-${i}`, 'trigger-long-running-operation', { duration: 5, steps: 5 }), timeoutMs: 15_000 })),
       );
       const streamCalls = Array.from({ length: 4 }, (_, i) =>
-        settle(send({ port, path: '/everything/sse', body: call(`stream-${i}`, 'trigger-long-running-operation', { duration: 5, steps: 5 }, { progressToken: i }), timeoutMs: 15_000 })),
+        settle(send({ port, path: '/long/sse', body: call(`stream-${i}`, 'trigger-long-running-operation', { duration: 5, steps: 5 }, { progressToken: i }), timeoutMs: 15_000 })),
       );
-      await sleep(700);
-      // calls that finish at the server 0.5 s after the signal, while the gateway drains
+      await waitForHealth(port, 'long', (h) => h.inFlight === 12, 10_000, 'the 12 long calls in flight');
+      // calls that finish at the server 0.8 s after they start, so they end while the gateway drains
       const mediumCalls = Array.from({ length: 4 }, (_, i) =>
-        settle(send({ port, path: '/everything/mcp', body: call(`medium-${i}`, 'trigger-long-running-operation', { duration: 0.8, steps: 1 }), timeoutMs: 15_000, agent: new Agent({ keepAlive: true }) })),
+        settle(send({ port, path: '/long/mcp', body: call(`medium-${i}`, 'trigger-long-running-operation', { duration: 0.8, steps: 1 }), timeoutMs: 15_000, agent: new Agent({ keepAlive: true }) })),
       );
-      await sleep(300);
+      await waitForHealth(port, 'long', (h) => h.inFlight === 16, 10_000, 'the 4 medium calls in flight too');
       const signalled = Date.now();
       cli.signal('SIGTERM');
       exit = await Promise.race([cli.exited, sleep(12_000).then(() => undefined)]);
