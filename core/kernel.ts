@@ -507,7 +507,10 @@ export class Kernel {
       for (const contribute of this.health) Object.assign(entry, contribute(server));
       servers[server.name] = entry;
     }
-    sendJson(ctx.res, 200, { status: this.stateValue === 'started' ? 'ok' : this.stateValue, servers });
+    // "degraded" when a server is failed: the gateway itself still serves the others (so 200)
+    const failed = Object.keys(servers).filter((name) => servers[name]!.state === 'failed');
+    const status = this.stateValue !== 'started' ? this.stateValue : failed.length > 0 ? 'degraded' : 'ok';
+    sendJson(ctx.res, 200, failed.length > 0 ? { status, failed, servers } : { status, servers });
   }
 }
 

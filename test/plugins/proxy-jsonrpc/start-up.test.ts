@@ -111,7 +111,10 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
       await until(async () => /trying again in 200 ms/.test((await health(gw)).servers.boom!.lastError ?? ''), 10_000, 'the capped delay');
       const capped = (await health(gw)).servers.boom!.restarts;
       await until(async () => (await health(gw)).servers.boom!.restarts > capped, 10_000, 'one more try at the cap');
-      expect((await health(gw)).servers.boom!.state).to.equal('failed');
+      const h = await health(gw);
+      expect(h.servers.boom!.state).to.equal('failed');
+      // the gateway serves the others: 200, but says which server failed
+      expect({ status: h.status, failed: (h as { failed?: string[] }).failed }).to.deep.equal({ status: 'degraded', failed: ['boom'] });
     });
   });
 
