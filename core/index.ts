@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 
-export { createKernel, Kernel, isLoopback, type KernelOptions, type KernelState, type PluginApi } from './kernel.js';
+export { isLoopback } from './host-guard.js';
+export { createKernel, Kernel, type KernelOptions, type KernelState, type PluginApi } from './kernel.js';
 export { definePlugin, type Plugin } from './plugin.js';
 export { Router, type Route, type RouteHandler, type RouteOptions, type RouteMatch } from './router.js';
 export { applicationHookNames, requestHookNames, type HookName, type HookSignatures, type ApplicationHook, type RequestHook, type ErrorHook } from './hooks.js';

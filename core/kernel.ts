@@ -22,6 +22,8 @@ import { KeyedRegistry } from './registry.js';
 import { Router, type RouteOptions } from './router.js';
 import { discardBody, readBody, sendError, sendJson } from './http.js';
 import { answerOptions, isPreflight, setCorsHeaders } from './cors.js';
+import { Catalog } from './catalog.js';
+import { HostGuard, isLoopback } from './host-guard.js';
 import { AUTH_STRATEGIES, KERNEL, LOGGER, ROUTER, SERVERS, TRANSPORTS } from './core-tokens.js';
 import { provide, resolve, tryResolve, type Token } from './tokens.js';
 
@@ -81,27 +83,9 @@ export interface PluginApi {
   addHealth(contributor: (server: ServerDefinition) => Record<string, unknown>): void;
 }
 
-class Catalog implements ServerCatalog {
-  private readonly byName = new Map<string, ServerDefinition>();
-  add(def: ServerDefinition): void {
-    if (this.byName.has(def.name)) {
-      const first = this.byName.get(def.name)!;
-      throw errors.FMCP_ERR_CONFIG_INVALID(def.source, `mcpServers.${def.name}`, `the name is already used by ${first.source}: server names must be unique`);
-    }
-    this.byName.set(def.name, def);
-  }
-  list(): readonly ServerDefinition[] {
-    return [...this.byName.values()];
-  }
-  get(name: string): ServerDefinition | undefined {
-    return this.byName.get(name);
-  }
-}
-
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** how long a refused (413) body is read and discarded before the answer, at most */
 const DISCARD_BODY_MS = 10_000;
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 /** The microkernel: HTTP, routes, hooks, plugins, DI. It knows no protocol beyond HTTP. */
 export class Kernel {
@@ -120,8 +104,7 @@ export class Kernel {
   private httpServer: Server | undefined;
   private stateValue: KernelState = 'idle';
   private stopping: Promise<void> | undefined;
-  private readonly allowedHosts: Set<string>;
-  private readonly allowedOrigins: Set<string>;
+  private readonly hostGuard: HostGuard;
   private readonly bodyLimit: number;
   /** responses not yet finished: told to close their connection when the kernel stops */
   private readonly active = new Set<ServerResponse>();
@@ -152,8 +135,7 @@ export class Kernel {
     };
     this.log = options.logger ?? createLogger({ level: options.logLevel, destination: options.logDestination, tap });
     this.bodyLimit = options.bodyLimit ?? 4 * 1024 * 1024;
-    this.allowedHosts = new Set((options.allowedHosts ?? []).map((h) => h.toLowerCase()));
-    this.allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+    this.hostGuard = new HostGuard(options.host ?? '', options.allowedHosts ?? [], options.allowedOrigins ?? []);
     for (const def of options.servers ?? []) this.servers.add(def);
     provide(this.container, KERNEL, this);
     provide(this.container, LOGGER, this.log);
@@ -405,7 +387,7 @@ export class Kernel {
     // every answer: never sniffed as another type
     res.setHeader('x-content-type-options', 'nosniff');
     try {
-      const refusal = this.checkHostAndOrigin(req);
+      const refusal = this.hostGuard.refusal(req);
       if (refusal) throw errors.FMCP_ERR_FORBIDDEN(refusal);
       const origin = req.headers.origin;
       if (origin !== undefined) setCorsHeaders(res, origin, []);
@@ -476,29 +458,6 @@ export class Kernel {
     sendError(res, error, extra);
   }
 
-  /** DNS-rebinding protection: Host must be a loopback name or allowed; a browser Origin likewise. */
-  private checkHostAndOrigin(req: IncomingMessage): string | undefined {
-    const origin = req.headers.origin;
-    // "null" is the opaque origin of sandboxed frames and file pages, which any site can produce
-    if (origin !== undefined && !this.allowedOrigins.has(origin.toLowerCase())) {
-      let host: string | undefined;
-      try {
-        host = new URL(origin).host.toLowerCase();
-      } catch {
-        if (origin !== 'null') return `Origin "${origin}" is not a valid origin`;
-      }
-      if (host === undefined || (!LOOPBACK_HOSTS.has(stripPort(host)) && !this.allowedHosts.has(stripPort(host)))) {
-        return `Origin "${origin}" is not allowed: start the gateway with --allowed-origin ${origin} to allow it`;
-      }
-    }
-    if (!isLoopback(this.options.host ?? '') || this.allowedHosts.has('*')) return undefined;
-    const hostHeader = req.headers.host;
-    if (hostHeader === undefined) return undefined;
-    const name = stripPort(hostHeader.toLowerCase());
-    if (LOOPBACK_HOSTS.has(name) || this.allowedHosts.has(name)) return undefined;
-    return `Host "${hostHeader}" is not allowed: the gateway listens on loopback; add --allowed-host ${name} to accept it`;
-  }
-
   private sendHealth(ctx: RequestContext): void {
     const servers: Record<string, Record<string, unknown>> = {};
     for (const server of this.servers.list()) {
@@ -522,16 +481,6 @@ function wrapRegistry<T>(registry: StrategyRegistry<T>, plugin: string): Strateg
     values: () => registry.values(),
     owner: (key) => registry.owner(key),
   };
-}
-
-function stripPort(host: string): string {
-  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
-  const colon = host.lastIndexOf(':');
-  return colon === -1 ? host : host.slice(0, colon);
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]';
 }
 
 /** Creates a kernel with its own DI container: two kernels in one process share nothing. */
