@@ -50,7 +50,7 @@ export class TokenSeal {
     this.keys = texts.map((text, i) => {
       if (!KEY_TEXT.test(text)) {
         throw errors.FMCP_ERR_CONFIG_INVALID('--token-key / FMCP_TOKEN_KEYS', `key #${i + 1}`,
-          `expected 32 bytes as 43 base64url characters or 64 hex digits; make one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`);
+          `expected 32 bytes as 43 base64url characters or 64 hex digits; make one with: openssl rand -hex 32`);
       }
       const secret = new Uint8Array(text.length === 64 ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64url'));
       return { kid: createHash('sha256').update(secret).digest('base64url').slice(0, 12), secret };
