@@ -1,7 +1,7 @@
 import { errors, type ChannelBroker, type ClientChannel, type Identity, type JsonObject } from '../../core/index.js';
 import type { Dispatcher } from './dispatcher.js';
 import { errorResponse, INVALID_REQUEST, kindOf, REQUEST_CANCELLED, SERVER_UNAVAILABLE } from './jsonrpc.js';
-import type { CallSink } from './server-instance.js';
+import type { CallSink } from './call-sink.js';
 import type { Session } from './sessions.js';
 
 /** A call whose messages all go to one function (a channel session, or a single call's callbacks). */

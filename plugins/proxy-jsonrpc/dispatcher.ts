@@ -11,7 +11,8 @@ import {
 } from '../../core/index.js';
 import { InstancePool, type PoolOptions } from './instance-pool.js';
 import { errorResponse, isObject, negotiateVersion, SERVER_UNAVAILABLE } from './jsonrpc.js';
-import type { CallSink, ServerInstance } from './server-instance.js';
+import type { CallSink } from './call-sink.js';
+import type { ServerInstance } from './server-instance.js';
 import { capabilitiesFor, needsOwnProcess } from './server-requests.js';
 import { interceptSessionState, releaseSessionState, restoreSessionState } from './session-state.js';
 import { newSessionId, Session, SessionStore } from './sessions.js';

@@ -1,7 +1,7 @@
 import type { Identity, JsonObject, ServerDefinition } from '../../core/index.js';
 import { errorResponse, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { InstancePool } from './instance-pool.js';
-import type { CallSink } from './server-instance.js';
+import type { CallSink } from './call-sink.js';
 import { SERVER_REQUEST_CAPABILITIES } from './server-requests.js';
 
 /** What a process that may send server requests is told the client can do (the bridge answers what a request cannot). */

@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { JsonObject } from '../../core/index.js';
 import { errorResponse, INTERNAL_ERROR, isObject, METHOD_NOT_FOUND } from './jsonrpc.js';
 import { decorateResult, logAllowed, MISSING_REQUIRED_CLIENT_CAPABILITY, MRTR_METHODS, type ResultDecoration } from './modern-era.js';
-import type { CallSink } from './server-instance.js';
+import type { CallSink } from './call-sink.js';
 
 /**
  * The MRTR bridge (basic/patterns/mrtr.mdx): a legacy server asks the client things with JSON-RPC

@@ -1,6 +1,6 @@
 import type { JsonObject } from '../../core/index.js';
 import { isObject } from './jsonrpc.js';
-import type { CallSink, SessionLike } from './server-instance.js';
+import type { CallSink, SessionLike } from './call-sink.js';
 
 /**
  * Which client may receive what a server sends unprompted (server-to-client requests, logging and other

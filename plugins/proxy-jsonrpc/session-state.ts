@@ -1,7 +1,8 @@
 import type { JsonObject } from '../../core/index.js';
 import { isObject } from './jsonrpc.js';
 import { LOG_LEVELS } from './server-requests.js';
-import type { CallSink, ServerInstance, SessionLike } from './server-instance.js';
+import type { CallSink, SessionLike } from './call-sink.js';
+import type { ServerInstance } from './server-instance.js';
 
 /** A sink for the gateway's own calls: their answers matter to nobody. */
 const DISCARD: CallSink = { session: undefined, response: () => undefined, notification: () => undefined, request: () => false };

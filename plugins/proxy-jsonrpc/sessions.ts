@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { jsonText, type EventStream, type Identity, type JsonObject, type ServerDefinition } from '../../core/index.js';
-import type { SessionLike } from './server-instance.js';
+import type { SessionLike } from './call-sink.js';
 
 /** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
 export const newSessionId = (prefix = ''): string => prefix + randomBytes(16).toString('hex');

@@ -23,7 +23,7 @@ import {
 } from './jsonrpc.js';
 import type { ModernEndpoint } from './modern-endpoint.js';
 import { ALL_VERSIONS, isModernRequest, MODERN_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from './modern-era.js';
-import type { CallSink } from './server-instance.js';
+import type { CallSink } from './call-sink.js';
 import type { Session } from './sessions.js';
 
 interface Accepts {

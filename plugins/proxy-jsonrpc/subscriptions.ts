@@ -3,7 +3,7 @@ import { withTimeout, type Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import { errorResponse, INVALID_REQUEST, isObject, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import { decorateResult, META_SUBSCRIPTION_ID, type ResultDecoration } from './modern-era.js';
-import type { CallSink } from './server-instance.js';
+import type { CallSink } from './call-sink.js';
 
 /** Which filter field lets which legacy broadcast through. */
 const LIST_FILTERS: Readonly<Record<string, string>> = {
