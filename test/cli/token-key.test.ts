@@ -16,7 +16,7 @@ describe('fluidmcp run --token-key', function () {
       expect(result.code).to.not.equal(0);
       const lines = errorLines(result.stderr);
       expect(lines, result.stderr).to.have.length(1);
-      expect(lines[0]).to.include('--token-key / FMCP_TOKEN_KEYS').and.include('key #1').and.include('randomBytes(32)');
+      expect(lines[0]).to.include('--token-key / FMCP_TOKEN_KEYS').and.include('key #1').and.include('openssl rand -hex 32');
     } finally {
       tree.remove();
     }

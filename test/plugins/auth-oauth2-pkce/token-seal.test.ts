@@ -57,6 +57,6 @@ describe('auth-oauth2-pkce: sealed tokens (JWE dir/A256GCM through jose)', () =>
     }
     expect(error).to.be.instanceOf(FluidError);
     expect((error as FluidError).code).to.equal('FMCP_ERR_CONFIG_INVALID');
-    expect((error as FluidError).message).to.include('key #1').and.include('randomBytes(32)');
+    expect((error as FluidError).message).to.include('key #1').and.include('openssl rand -hex 32');
   });
 });
