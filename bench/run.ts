@@ -345,7 +345,7 @@ async function main(): Promise<number> {
   }
   const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30) };
   const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; ${plan.rounds} interleaved rounds of ${(plan.load.durationMs / 1000).toFixed(1)} s windows; whole run ${seconds.toFixed(0)} s`;
-  const report = formatReport(rows, header, plan.kinds, { group: plan.workloads.has('group') && plan.targets.includes('gateway') });
+  const report = formatReport(rows, header, plan.kinds, { steady: plan.workloads.has('steady'), group: plan.workloads.has('group') && plan.targets.includes('gateway') });
   if (plan.json) {
     const summaries = summarize(rows);
     const rs = ratios(rows);
@@ -356,6 +356,10 @@ async function main(): Promise<number> {
     if (profile) process.stdout.write(`\n${formatProfile(profile)}\n`);
   }
   if (plan.check) {
+    if (report.goals.length === 0) {
+      process.stderr.write('bench --check: no goal covers the workloads of this run (a and f have goals): nothing was checked\n');
+      return 1;
+    }
     const failed = report.goals.filter((g) => g.pass !== true);
     if (failed.length > 0) {
       process.stderr.write(`bench --check: ${failed.length} goal(s) not met:\n${failed.map((g) => `  ${g.what}: ${g.detail}`).join('\n')}\n`);
