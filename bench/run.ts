@@ -168,7 +168,7 @@ interface Planned {
 
 async function start(name: TargetName, options: Parameters<typeof startTarget>[1]): Promise<RunningTarget | string> {
   try {
-    progress(`starting ${name}${options?.auth ? ' with an auth block' : ''}`);
+    progress(`starting ${name}${options?.auth ? ' with an auth block' : ''}${options?.group ? ` with the group /${GROUP.name}/mcp` : ''}`);
     const target = await startTarget(name, options);
     running.add(target);
     return target;
