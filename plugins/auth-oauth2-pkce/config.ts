@@ -7,6 +7,11 @@ export interface PkceAuthConfig {
   readonly authorizationUrl: string;
   readonly tokenUrl: string;
   readonly scopes: readonly string[];
+  /**
+   * scopes a token must have been granted, where the gateway knows what was granted (its sealed tokens,
+   * introspection); one missing is a 403 `insufficient_scope` (step-up). Default: `scopes`
+   */
+  readonly requiredScopes: readonly string[];
   readonly clientIdEnv: string;
   readonly clientSecretEnv?: string;
   readonly envVarName: string;
@@ -52,6 +57,11 @@ export function readAuthConfig(server: ServerDefinition): PkceAuthConfig {
     throw serverFieldError(server, 'auth.scopes', 'expected a list of scope strings without spaces, such as ["openid", "email"]');
   }
 
+  const required = auth.required_scopes ?? scopes;
+  if (auth.required_scopes !== undefined && (!Array.isArray(required) || required.some((s) => typeof s !== 'string' || s === '' || /[\s"\\]/.test(s)))) {
+    throw serverFieldError(server, 'auth.required_scopes', 'expected a list of scope strings without spaces or quotes, such as ["openid", "email"], or [] to check no scope');
+  }
+
   const clientIdEnv = envName('client_id_env', true)!;
   const clientSecretEnv = envName('client_secret_env', false);
   const envVarName = envName('env_var_name', true)!;
@@ -83,6 +93,7 @@ export function readAuthConfig(server: ServerDefinition): PkceAuthConfig {
     authorizationUrl,
     tokenUrl,
     scopes: scopes as string[],
+    requiredScopes: [...new Set(required as string[])],
     clientIdEnv,
     clientSecretEnv,
     envVarName,

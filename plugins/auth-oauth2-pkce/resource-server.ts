@@ -1,5 +1,6 @@
 import { sendJson, type RequestContext, type ServerDefinition } from '../../core/index.js';
 import type { PkceAuthConfig } from './config.js';
+import { scopesOf } from './step-up.js';
 import { TokenSeal } from './token-seal.js';
 
 /** The URLs of a package as a protected resource (RFC 9728) and as its own authorization server (RFC 8414). */
@@ -48,12 +49,14 @@ export interface AccessClaims {
 }
 
 /** The outcome of presenting a Bearer token: not ours (undefined), ours and valid, or ours and refused. */
-export type SealedAccessResult = undefined | { ok: true; providerToken: string; clientId: string } | { ok: false; why: string };
+export type SealedAccessResult = undefined | { ok: true; providerToken: string; clientId: string; scopes: string[] } | { ok: false; why: string };
 
 /** The strategy's view of the gateway's own tokens: the extra challenge parameters, and one check. */
 export interface SealedAccess {
   /** RFC 9728 section 5.1 parameters for every Bearer challenge of this server */
   challenge(server: ServerDefinition): string[];
+  /** the Protected Resource Metadata URL of the server (RFC 9728) */
+  resourceMetadata(server: ServerDefinition): string;
   open(token: string, server: ServerDefinition): Promise<SealedAccessResult>;
 }
 
@@ -88,9 +91,14 @@ export class ResourceServer implements SealedAccess {
     if (!TokenSeal.isSealed(token, 'access')) return undefined;
     const opened = await this.seal.open<AccessClaims>('access', token, this.urls.resource(server));
     if (!opened.ok) return { ok: false, why: `The access token sent to "${server.name}" ${WHY[opened.reason]}` };
-    const { ptk, cid } = opened.claims;
+    const { ptk, cid, scope } = opened.claims;
     if (typeof ptk !== 'string' || ptk === '' || typeof cid !== 'string') return { ok: false, why: `The access token sent to "${server.name}" ${WHY.tampered}` };
-    return { ok: true, providerToken: ptk, clientId: cid };
+    // the scopes granted when it was issued (none recorded: none granted)
+    return { ok: true, providerToken: ptk, clientId: cid, scopes: scopesOf(scope) };
+  }
+
+  resourceMetadata(server: ServerDefinition): string {
+    return this.urls.resourceMetadata(server);
   }
 
   /** GET /.well-known/oauth-protected-resource/{name}/mcp (RFC 9728 section 3). */

@@ -2,6 +2,7 @@ import { errors, type AuthStrategy, type EventBus, type Identity, type Logger, t
 import { readAuthConfig, type PkceAuthConfig } from './config.js';
 import { tokenKey } from './pkce.js';
 import type { SealedAccess } from './resource-server.js';
+import { insufficientScope, missingScopes } from './step-up.js';
 import type { VerificationPlans } from './verification.js';
 import { providerTokenIdentity, type PresentedToken, type TokenVerifier } from './verifiers.js';
 
@@ -75,6 +76,7 @@ export class PkceStrategy implements AuthStrategy {
     const sealed = await this.sealedAccess?.open(token.value, server);
     if (sealed !== undefined) {
       if (!sealed.ok) throw this.rejected(ctx, server, sealed.why);
+      this.requireScopes(ctx, server, config, sealed.scopes);
       return providerTokenIdentity(config, { value: sealed.providerToken, hash: tokenKey(sealed.providerToken) }, undefined);
     }
     for (const verifier of this.verifiers) {
@@ -84,6 +86,7 @@ export class PkceStrategy implements AuthStrategy {
         this.log.debug({ server: server.name, identity: token.hash.slice(0, 12), verifier: verifier.name }, 'token rejected');
         throw this.rejected(ctx, server, verdict.rejected);
       }
+      if (verdict.scopes) this.requireScopes(ctx, server, config, verdict.scopes);
       this.log.trace({ server: server.name, identity: token.hash.slice(0, 12), subject: verdict.identity.subject, verifier: verifier.name }, 'bearer accepted');
       return verdict.identity;
     }
@@ -101,6 +104,14 @@ export class PkceStrategy implements AuthStrategy {
       throw this.unauthorized(ctx, server, 'invalid_request', `The Authorization header for "${server.name}" is not "Bearer <access_token>"`);
     }
     return { value, hash: tokenKey(value) };
+  }
+
+  /** A 403 insufficient_scope (step-up) when a token was granted less than the block requires. */
+  private requireScopes(ctx: RequestContext, server: ServerDefinition, config: PkceAuthConfig, granted: readonly string[]): void {
+    const missing = missingScopes(config, granted);
+    if (missing.length === 0) return;
+    this.log.debug({ server: server.name, missing }, 'token refused: insufficient scope');
+    throw insufficientScope(ctx, server, config, granted, missing, { resourceMetadata: this.sealedAccess?.resourceMetadata(server), loginUrl: this.loginUrl(server) });
   }
 
   /** 401 invalid_token, counted as `auth.rejected`. */

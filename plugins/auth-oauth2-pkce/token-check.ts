@@ -1,10 +1,13 @@
 import { request } from './undici.js';
 import { errors } from '../../core/index.js';
+import { scopesOf } from './step-up.js';
 
 export interface TokenVerdict {
   readonly accepted: boolean;
   /** who the provider says the token belongs to, when it says so */
   readonly subject?: string;
+  /** the scopes the provider says the token was granted (introspection's `scope`), when it says so */
+  readonly scopes?: readonly string[];
 }
 
 /**
@@ -92,7 +95,8 @@ export class TokenCheck {
       }
       const body = parseObject(text);
       if (status >= 200 && status < 300 && body && typeof body.active === 'boolean') {
-        return body.active === true ? { accepted: true, subject: subjectOf(body) } : { accepted: false };
+        if (body.active !== true) return { accepted: false };
+        return { accepted: true, subject: subjectOf(body), ...(typeof body.scope === 'string' ? { scopes: scopesOf(body.scope) } : {}) };
       }
     } else {
       if (status >= 200 && status < 300) return { accepted: true, subject: subjectOf(parseObject(text)) };

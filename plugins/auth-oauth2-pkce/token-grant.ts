@@ -5,6 +5,7 @@ import type { PkceAuthConfig } from './config.js';
 import { NO_STORE, OAuthError } from './oauth-error.js';
 import { challengeS256, VERIFIER_PATTERN } from './pkce.js';
 import type { AccessClaims, PackageUrls } from './resource-server.js';
+import { missingScopes, scopesOf, stepUpScope } from './step-up.js';
 import { epochIn, type TokenSeal } from './token-seal.js';
 import { readClientCredentials, requestToken } from './token-endpoint.js';
 
@@ -88,6 +89,9 @@ export class TokenGrant {
     if (!opened.ok) throw new OAuthError('invalid_grant', 'the refresh token is not valid for this package');
     const claims = opened.claims;
     if (claims.cid !== clientId) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
+    // a refresh never widens a grant: one that lacks a scope the package now requires must sign in again (step-up)
+    const missing = missingScopes(config, scopesOf(claims.scope));
+    if (missing.length > 0) throw new OAuthError('invalid_grant', `this sign-in was not granted ${missing.join(', ')}, which ${server.name} now requires: authorize again with the scope ${stepUpScope(config)}`);
     let tokenData: Record<string, unknown>;
     try {
       tokenData = await requestToken({

@@ -11,9 +11,10 @@ export interface PresentedToken {
 
 /**
  * What a verifier says of a token: an identity when it vouches for it, `rejected` (a sentence for the
- * 401) when it knows the token is bad, undefined when the token is not its to judge.
+ * 401) when it knows the token is bad, undefined when the token is not its to judge. `scopes`: what the
+ * token was granted, when the verifier knows it (introspection); the strategy then checks the required ones.
  */
-export type Verdict = { readonly identity: Identity } | { readonly rejected: string } | undefined;
+export type Verdict = { readonly identity: Identity; readonly scopes?: readonly string[] } | { readonly rejected: string } | undefined;
 
 /** One link of the strategy's chain: the first verifier with a verdict decides. */
 export interface TokenVerifier {
@@ -35,7 +36,7 @@ export function providerConfirmed(plans: VerificationPlans, tokenCheck: TokenChe
       if (plan?.mode !== 'provider') return undefined;
       const verdict = await tokenCheck.check(server.name, plan.endpoint, token.value, token.hash);
       if (!verdict.accepted) return { rejected: `The provider rejected the token sent to "${server.name}" (it may have expired or been revoked)` };
-      return { identity: providerTokenIdentity(config, token, verdict.subject) };
+      return { identity: providerTokenIdentity(config, token, verdict.subject), ...(verdict.scopes ? { scopes: verdict.scopes } : {}) };
     },
   };
 }

@@ -45,6 +45,16 @@ describe('auth-oauth2-pkce: the auth block', () => {
     expect(config.extraParams).to.deep.equal({});
   });
 
+  it('required_scopes: the block\'s scopes unless given; [] checks none; a bad list names the field', () => {
+    expect(readAuthConfig(server(seedAuth())).requiredScopes).to.deep.equal(['https://www.googleapis.com/auth/gmail.readonly']);
+    expect(readAuthConfig(server({ ...seedAuth(), required_scopes: [] })).requiredScopes).to.deep.equal([]);
+    expect(readAuthConfig(server({ ...seedAuth(), required_scopes: ['openid', 'openid'] })).requiredScopes).to.deep.equal(['openid']);
+    expect(configError({ ...seedAuth(), required_scopes: 'openid' })).to.equal(
+      `${FILE}: mcpServers.gmail-mock.auth.required_scopes: expected a list of scope strings without spaces or quotes, such as ["openid", "email"], or [] to check no scope`,
+    );
+    expect(configError({ ...seedAuth(), required_scopes: ['a"b'] })).to.contain('auth.required_scopes');
+  });
+
   it('names the file and the field of each mistake, and says what is expected', () => {
     expect(configError({ ...seedAuth(), token_url: 'not a url' })).to.equal(
       `${FILE}: mcpServers.gmail-mock.auth.token_url: expected a URL such as "https://provider.example/oauth/token"`,

@@ -103,6 +103,15 @@ export class MemoryOAuthProvider implements OAuthClientProvider {
   codeVerifier(): string {
     return this.verifier;
   }
+  /** what the SDK asked to forget (it does on invalid_grant / invalid_client), in order */
+  readonly invalidated: string[] = [];
+  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void {
+    this.invalidated.push(scope);
+    if (scope === 'all' || scope === 'tokens') this.saved = undefined;
+    if (scope === 'all' || scope === 'client') this.client = undefined;
+    if (scope === 'all' || scope === 'verifier') this.verifier = '';
+    if (scope === 'all' || scope === 'discovery') this.discovery = undefined;
+  }
   private discovery?: OAuthDiscoveryState;
   saveDiscoveryState(state: OAuthDiscoveryState): void {
     this.discovery = state;
