@@ -1,7 +1,8 @@
 import { ProcessSampler, type ProcessUsage } from './procfs.js';
-import { within, type ClientKind, type RunningTarget, type Session } from './targets.js';
+import { within, type ClientKind, type RunningTarget, type Session, type SessionOptions } from './targets.js';
 
-export type WorkloadName = 'steady' | 'churn' | 'streaming' | 'auth';
+/** steady = the legacy client (a); modern = 2026-07-28 stateless calls (e); group = echo through a group and through its member (f) */
+export type WorkloadName = 'steady' | 'churn' | 'streaming' | 'auth' | 'modern' | 'group';
 
 /** One row of a result table. */
 export interface Measurement {
@@ -136,8 +137,8 @@ export function notMeasured(workload: WorkloadName, target: string, clients: num
 }
 
 /** Opens `clients` sessions in parallel within the setup bound; the ones that failed are reported. */
-async function openSessions(target: RunningTarget, clients: number, options: LoadOptions, tokens: string[] | undefined, warmCall: boolean, samples: Map<string, number>, client: ClientKind): Promise<{ live: Session[]; failed: number; all: Session[] }> {
-  const all = Array.from({ length: clients }, (_, i) => target.session({ token: tokens?.[i % tokens.length], client }));
+async function openSessions(target: RunningTarget, clients: number, options: LoadOptions, tokens: string[] | undefined, warmCall: boolean, samples: Map<string, number>, client: ClientKind, how: SessionOptions = {}): Promise<{ live: Session[]; failed: number; all: Session[] }> {
+  const all = Array.from({ length: clients }, (_, i) => target.session({ ...how, token: tokens?.[i % tokens.length], client }));
   const results = await Promise.allSettled(
     all.map((s, i) => within((async () => {
       await s.open();
@@ -162,16 +163,25 @@ async function closeSessions(sessions: Session[]): Promise<void> {
   for (const s of sessions) s.destroy();
 }
 
+/** How the clients of a steady loop reach the target (besides the client kind). */
+export interface SteadyOptions {
+  /** Bearer tokens, dealt out to the clients in turn; each client makes one call before the window */
+  tokens?: string[];
+  era?: SessionOptions['era'];
+  endpoint?: SessionOptions['endpoint'];
+}
+
 /**
- * (a) and (d): each client opens a session, then calls `echo` in a loop with a unique message per
- * call; every answer must carry its request's id and echo its own message.
+ * (a), (d), (e) and (f): each client opens a session (a modern client opens none), then calls `echo` in
+ * a loop with a unique message per call; every answer must carry its request's id and echo its own message.
  */
-export async function measureSteady(workload: 'steady' | 'auth', target: RunningTarget, label: string, clients: number, options: LoadOptions, client: ClientKind, tokens?: string[]): Promise<Measurement> {
+export async function measureSteady(workload: 'steady' | 'auth' | 'modern' | 'group', target: RunningTarget, label: string, clients: number, options: LoadOptions, client: ClientKind, how: SteadyOptions = {}): Promise<Measurement> {
+  const { tokens } = how;
   const kind = target.hasHttp ? client : '-';
   const sampler = new ProcessSampler(target.pid);
   const setupSamples = new Map<string, number>();
   const t0 = process.hrtime.bigint();
-  const { live, failed, all } = await openSessions(target, clients, options, tokens, tokens !== undefined, setupSamples, client);
+  const { live, failed, all } = await openSessions(target, clients, options, tokens, tokens !== undefined, setupSamples, client, { era: how.era, endpoint: how.endpoint });
   const setupSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (live.length === 0) {
     sampler.stop();
@@ -234,6 +244,6 @@ export async function measureStreaming(target: RunningTarget, clients: number, o
 }
 
 /** A short unrecorded run so that every target is measured warm (JIT, pools, first process). */
-export async function warmUp(target: RunningTarget, ms: number, client: ClientKind = 'raw'): Promise<void> {
-  await measureSteady('steady', target, target.name, 8, { durationMs: ms, graceMs: 5000, setupTimeoutMs: 30_000 }, client);
+export async function warmUp(target: RunningTarget, ms: number, client: ClientKind = 'raw', how: SteadyOptions = {}): Promise<void> {
+  await measureSteady('steady', target, target.name, 8, { durationMs: ms, graceMs: 5000, setupTimeoutMs: 30_000 }, client, how);
 }

@@ -1,5 +1,5 @@
 import type { Measurement, WorkloadName } from './load.js';
-import type { ClientKind } from './targets.js';
+import { GROUP, type ClientKind } from './targets.js';
 
 /** A figure over the rounds of a run: its median and its spread. */
 export interface Stat {
@@ -51,6 +51,30 @@ export interface Ratio {
   p50OverDirectMs?: Stat;
 }
 
+/** The modern-client workload (e) against direct and the legacy gateway workload, round by round. */
+export interface ModernRatio {
+  clients: number;
+  client: ClientKind;
+  /** modern gateway calls/s / direct calls/s (steady, same client count, same round) */
+  ofDirect?: Stat;
+  /** modern gateway calls/s / legacy gateway calls/s (steady, same client kind and count, same round) */
+  ofLegacy?: Stat;
+  /** modern p50 - legacy p50, ms */
+  p50OverLegacyMs?: Stat;
+}
+
+/** The group workload (f): echo through the group against echo through its member, round by round. */
+export interface GroupRatio {
+  clients: number;
+  client: ClientKind;
+  /** group calls/s / member calls/s */
+  ofMember: Stat;
+  /** the gateway's CPU time per call through the group / through the member */
+  cpuPerCall?: Stat;
+  /** group p50 - member p50, ms */
+  p50OverMemberMs?: Stat;
+}
+
 export interface Goal {
   what: string;
   /** undefined: not measured in this run */
@@ -59,14 +83,16 @@ export interface Goal {
 }
 
 /** The goals `--check` enforces (issue 11). */
-export const GOALS = { ofDirect32: 0.4, ofMcpProxy32: 8, p50Over1Ms: 0.15, rss128Mb: 100 };
+export const GOALS = { ofDirect32: 0.4, ofMcpProxy32: 8, p50Over1Ms: 0.15, rss128Mb: 100, groupOfMember: 0.9 };
 
-const UNITS: Record<WorkloadName, string> = { steady: 'calls/s', churn: 'sessions/s', streaming: 'streams/s', auth: 'calls/s' };
+const UNITS: Record<WorkloadName, string> = { steady: 'calls/s', churn: 'sessions/s', streaming: 'streams/s', auth: 'calls/s', modern: 'calls/s', group: 'calls/s' };
 const TITLES: Record<WorkloadName, string> = {
   steady: '(a) steady calls: each client initializes, then calls tools/call echo in a loop',
   churn: '(b) session churn: each client loops over initialize, one echo, DELETE (latency = whole session)',
   streaming: '(c) streaming: a trigger-long-running-operation call (2 progress events) streamed back; gateway POST /{name}/sse, peers the SSE answer of /mcp',
   auth: '(d) auth: steady echo calls with 16 distinct Bearer tokens (one server process per token)',
+  modern: '(e) modern clients: 2026-07-28 stateless tools/call echo (no initialize, no session; version, method and name headers, _meta envelope)',
+  group: `(f) group: echo through /${GROUP.name}/mcp (${GROUP.tool}, a group of ${GROUP.members.join(' and ')}) and through the member's own /${GROUP.members[0]}/mcp, one gateway, one server process`,
 };
 
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : n > 0 ? 'inf' : '-');
@@ -174,6 +200,93 @@ export function ratios(rows: Measurement[]): Ratio[] {
   return out;
 }
 
+/** Usage-based CPU time per completed call of one measurement, microseconds. */
+const cpuUsPerCall = (m: Measurement): number => (m.usage && m.rate > 0 ? ((m.usage.cpuPct / 100) * 1e6) / m.rate : NaN);
+
+/** (e) against direct and the legacy gateway, each round's modern figure against the same round's. */
+export function modernRatios(rows: Measurement[]): ModernRatio[] {
+  const out: ModernRatio[] = [];
+  const seen = new Set<string>();
+  for (const m of rows.filter((r) => r.workload === 'modern' && r.target === 'gateway' && r.client !== '-')) {
+    const client = m.client as ClientKind;
+    const k = `${m.clients}\0${client}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    const mine = rows.filter((r) => r.workload === 'modern' && r.target === 'gateway' && r.client === client && r.clients === m.clients && r.status === 'ok');
+    const against = (match: (r: Measurement) => boolean, f: (g: Measurement, o: Measurement) => number): Stat | undefined => {
+      const values: number[] = [];
+      for (const g of mine) {
+        const o = rows.find((r) => r.workload === 'steady' && r.clients === g.clients && r.round === g.round && r.status === 'ok' && match(r));
+        if (o) values.push(f(g, o));
+      }
+      return values.length > 0 ? stat(values) : undefined;
+    };
+    out.push({
+      clients: m.clients,
+      client,
+      ofDirect: against((r) => r.target === 'direct', (g, o) => g.rate / o.rate),
+      ofLegacy: against((r) => r.target === 'gateway' && r.client === client, (g, o) => g.rate / o.rate),
+      p50OverLegacyMs: against((r) => r.target === 'gateway' && r.client === client, (g, o) => g.p50Ms - o.p50Ms),
+    });
+  }
+  return out;
+}
+
+/** (f): each round's group figure against the same round's member figure, same client kind and count. */
+export function groupRatios(rows: Measurement[]): GroupRatio[] {
+  const out: GroupRatio[] = [];
+  const seen = new Set<string>();
+  for (const g of rows.filter((r) => r.workload === 'group' && r.target === 'group' && r.client !== '-')) {
+    const client = g.client as ClientKind;
+    const k = `${g.clients}\0${client}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    const pairs: [Measurement, Measurement][] = [];
+    for (const gr of rows.filter((r) => r.workload === 'group' && r.target === 'group' && r.client === client && r.clients === g.clients && r.status === 'ok')) {
+      const member = rows.find((r) => r.workload === 'group' && r.target === 'member' && r.client === client && r.clients === gr.clients && r.round === gr.round && r.status === 'ok');
+      if (member) pairs.push([gr, member]);
+    }
+    if (pairs.length === 0) continue;
+    const cpu = pairs.map(([a, b]) => cpuUsPerCall(a) / cpuUsPerCall(b));
+    out.push({
+      clients: g.clients,
+      client,
+      ofMember: stat(pairs.map(([a, b]) => a.rate / b.rate)),
+      cpuPerCall: cpu.some((x) => !Number.isNaN(x)) ? stat(cpu) : undefined,
+      p50OverMemberMs: stat(pairs.map(([a, b]) => a.p50Ms - b.p50Ms)),
+    });
+  }
+  return out;
+}
+
+/** Issue 16's cost goal for each client kind and count of (f): the group serves >= 90% of the member's calls/s. */
+function groupGoals(summaries: Summary[], gr: GroupRatio[], kinds: ClientKind[]): Goal[] {
+  const out: Goal[] = [];
+  const what = (client: ClientKind, clients?: number): string => `[${client} client] group${clients !== undefined ? `, ${clients} clients` : ''}: echo through a group of two costs at most 10% more than through the member (group >= ${GOALS.groupOfMember * 100}% of the member's calls/s)`;
+  for (const client of kinds) {
+    const mine = gr.filter((r) => r.client === client);
+    const failed = summaries.filter((s) => s.workload === 'group' && s.client === client && s.status !== 'ok');
+    if (mine.length === 0) {
+      const why = failed[0] ? `${failed[0].target}: ${failed[0].status}: ${failed[0].reason ?? ''}` : 'not measured in this run (needs --only with f or group)';
+      out.push({ what: what(client), pass: failed[0] ? false : undefined, detail: why });
+      continue;
+    }
+    for (const r of mine) {
+      const rate = (target: string): string => {
+        const s = summaries.find((x) => x.workload === 'group' && x.target === target && x.client === client && x.clients === r.clients);
+        return s && s.rounds > 0 ? fmtInt(s.rate.median) : '-';
+      };
+      const errors = summaries.filter((x) => x.workload === 'group' && x.client === client && x.clients === r.clients).reduce((a, x) => a + x.errors, 0);
+      out.push({
+        what: what(client, r.clients),
+        pass: r.ofMember.median >= GOALS.groupOfMember && errors === 0,
+        detail: `group/member median ${fmtStat(r.ofMember, fmtPct)}; group ${rate('group')} calls/s, member ${rate('member')} calls/s (medians); ${errors} failed calls`,
+      });
+    }
+  }
+  return out;
+}
+
 /** The goals of issue 11, on the medians of this run, for each client kind; `pass: undefined` when not measured. */
 export function goals(summaries: Summary[], rs: Ratio[], kinds: ClientKind[]): Goal[] {
   const out: Goal[] = [];
@@ -230,10 +343,10 @@ function rowCells(s: Summary): string[] {
 }
 
 /** The human report: a table per workload (medians over the rounds, spread in brackets), the ratios, the goals. */
-export function formatReport(rows: Measurement[], header: string, kinds: ClientKind[]): { text: string; goals: Goal[] } {
+export function formatReport(rows: Measurement[], header: string, kinds: ClientKind[], expect: { steady: boolean; group: boolean } = { steady: true, group: false }): { text: string; goals: Goal[] } {
   const out: string[] = [header];
   const summaries = summarize(rows);
-  for (const workload of ['steady', 'churn', 'streaming', 'auth'] as const) {
+  for (const workload of ['steady', 'churn', 'streaming', 'auth', 'modern', 'group'] as const) {
     const mine = summaries.filter((r) => r.workload === workload);
     if (mine.length === 0) continue;
     out.push('', TITLES[workload]);
@@ -256,6 +369,28 @@ export function formatReport(rows: Measurement[], header: string, kinds: ClientK
       ),
     );
   }
+  const mr = modernRatios(rows);
+  if (mr.length > 0) {
+    out.push('', 'Modern clients (e), round by round against the same round: modern gateway rate / direct, / the legacy gateway (a) at the same client count');
+    out.push(
+      table(
+        ['client', 'clients', 'modern/direct', 'modern/legacy gateway', 'p50 modern-legacy ms'],
+        mr.map((r) => [r.client, String(r.clients), fmtStat(r.ofDirect, fmtPct), fmtStat(r.ofLegacy, fmtPct), fmtStat(r.p50OverLegacyMs, fmtSigned)]),
+        1,
+      ),
+    );
+  }
+  const gr = groupRatios(rows);
+  if (gr.length > 0) {
+    out.push('', 'Group (f), round by round against the same round: through the group / through the member');
+    out.push(
+      table(
+        ['client', 'clients', 'group/member calls/s', 'group/member cpu us/call', 'p50 group-member ms'],
+        gr.map((r) => [r.client, String(r.clients), fmtStat(r.ofMember, fmtPct), fmtStat(r.cpuPerCall, (n) => (Number.isFinite(n) ? `${n.toFixed(2)}x` : '-')), fmtStat(r.p50OverMemberMs, fmtSigned)]),
+        1,
+      ),
+    );
+  }
   const gwSteady = summaries.filter((s) => s.workload === 'steady' && s.target === 'gateway' && s.peakRssMb !== undefined);
   if (gwSteady.length > 0) {
     out.push('', `Gateway peak RSS during (a): ${Math.max(...gwSteady.map((s) => s.peakRssMb!)).toFixed(1)} MB sampled every 100 ms`);
@@ -265,8 +400,10 @@ export function formatReport(rows: Measurement[], header: string, kinds: ClientK
   if (meanOther > 25) {
     out.push('', `WARNING: other processes on this machine used ${meanOther.toFixed(0)}% CPU on average during the windows (100 = one core): the figures are skewed; run again on a quiet machine.`);
   }
-  const gs = goals(summaries, rs, kinds);
-  out.push('', 'Goals (issue 11; medians over the rounds)');
+  // each workload with goals is held to them when it was asked for (a run of other workloads has none)
+  const gs = expect.steady ? goals(summaries, rs, kinds) : [];
+  if (expect.group || gr.length > 0) gs.push(...groupGoals(summaries, gr, kinds));
+  if (gs.length > 0) out.push('', 'Goals (issues 11 and 16; medians over the rounds)');
   for (const g of gs) out.push(`  [${g.pass === undefined ? 'NOT MEASURED' : g.pass ? 'PASS' : 'FAIL'}] ${g.what}: ${g.detail}`);
   out.push(
     '',

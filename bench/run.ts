@@ -4,8 +4,8 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { measureChurn, measureStreaming, measureSteady, notMeasured, warmUp, type LoadOptions, type Measurement, type WorkloadName } from './load.js';
 import { formatProfile, newestProfile, summarizeCpuProfile, type ProfileSummary } from './profile.js';
-import { formatReport, ratios, summarize } from './report.js';
-import { ALL_TARGETS, CLIENT_KINDS, repoRoot, startTarget, type ClientKind, type RunningTarget, type TargetName } from './targets.js';
+import { formatReport, groupRatios, modernRatios, ratios, summarize } from './report.js';
+import { ALL_TARGETS, CLIENT_KINDS, GROUP, repoRoot, startTarget, type ClientKind, type RunningTarget, type TargetName } from './targets.js';
 
 const USAGE = `npm run bench -- [options]
 
@@ -14,18 +14,29 @@ all on the same upstream (@modelcontextprotocol/server-everything over stdio). E
 is started once; each round then measures them in turn (interleaved), and the report gives the
 median and the spread (min-max) over the rounds of every figure and of every ratio.
 
+Workloads (--only): a steady (alias legacy): initialize, then tools/call echo in a loop;
+b churn: initialize, one echo, DELETE; c streaming: a call with progress streamed back;
+d auth: steady calls with 16 Bearer tokens; e modern: 2026-07-28 clients, stateless echo calls
+(no initialize, no session), against direct and the legacy gateway workload at the same client
+count; f group: echo through a group of two members (/${GROUP.name}/mcp, ${GROUP.tool}) against echo
+through the member itself (/${GROUP.members[0]}/mcp), on one gateway of its own. e and f run at 32
+clients, or at --clients when given.
+
   --rounds <n>         interleaved rounds (default 3)
   --client <kind>      raw (the bench's own keep-alive socket client), agent (http.request
                        through a keep-alive http.Agent) or both (default both)
   --check              exit 1 unless the goals hold (32 clients: >= 40% of direct and >= 8x
                        mcp-proxy; 1 client: p50 <= 0.15 ms above direct; 128 clients: peak RSS
-                       under 100 MB, no failed call); defaults to --only a --clients 1,32,128
-                       --targets direct,gateway,mcp-proxy
+                       under 100 MB, no failed call; group: >= 90% of the member's calls/s);
+                       defaults to --only a,f --clients 1,32,128 --targets direct,gateway,mcp-proxy
+                       (the group workload still at 32 clients)
   --quick              short windows and fewer client counts
   --duration <s>       window of each measurement in seconds (default 4, quick 1.5)
-  --only <list>        workloads to run: a,b,c,d or steady,churn,streaming,auth (default all)
+  --only <list>        workloads to run: a,b,c,d,e,f or steady,churn,streaming,auth,modern,group
+                       (default all)
   --targets <list>     direct,gateway,mcp-proxy,supergateway (default all)
-  --clients <list>     client counts of (a) (default 1,8,32,128; quick 1,32)
+  --clients <list>     client counts of (a) (default 1,8,32,128; quick 1,32); of (e) and (f)
+                       too when given (default 32)
   --profile <dir>      run the gateway under node --cpu-prof into <dir> and print its hot functions
   --json               print machine-readable results instead of tables
   --help               this text`;
@@ -34,7 +45,12 @@ median and the spread (min-max) over the rounds of every figure and of every rat
 const SUPERGATEWAY_SESSION_CAP = 32;
 const AUTH_TOKENS = 16;
 
-const WORKLOAD_KEYS: Record<string, WorkloadName> = { a: 'steady', b: 'churn', c: 'streaming', d: 'auth', steady: 'steady', churn: 'churn', streaming: 'streaming', auth: 'auth' };
+const WORKLOAD_KEYS: Record<string, WorkloadName> = {
+  a: 'steady', b: 'churn', c: 'streaming', d: 'auth', e: 'modern', f: 'group',
+  steady: 'steady', legacy: 'steady', churn: 'churn', streaming: 'streaming', auth: 'auth', modern: 'modern', group: 'group',
+};
+/** client count of the modern and group workloads unless --clients is given */
+const MODERN_GROUP_CLIENTS = 32;
 
 interface Plan {
   workloads: Set<WorkloadName>;
@@ -42,6 +58,9 @@ interface Plan {
   steadyClients: number[];
   churnClients: number[];
   streamClients: number[];
+  /** client counts of (e) and (f) */
+  modernClients: number[];
+  groupClients: number[];
   load: LoadOptions;
   warmMs: number;
   json: boolean;
@@ -103,19 +122,22 @@ function planFrom(argv: string[]): Plan | undefined {
   if (clientKind !== 'raw' && clientKind !== 'agent' && clientKind !== 'both') throw new UsageError(`--client takes raw, agent or both, got "${clientKind}"`);
   const kinds: ClientKind[] = clientKind === 'both' ? [...CLIENT_KINDS] : [clientKind];
   const workloads = new Set<WorkloadName>();
-  for (const key of list(values.only, '--only') ?? (check ? ['a'] : ['a', 'b', 'c', 'd'])) {
-    const w = WORKLOAD_KEYS[key.toLowerCase()];
-    if (!w) throw new UsageError(`--only knows a, b, c, d (steady, churn, streaming, auth), got "${key}"`);
+  for (const key of list(values.only, '--only') ?? (check ? ['a', 'f'] : ['a', 'b', 'c', 'd', 'e', 'f'])) {
+    const w = Object.hasOwn(WORKLOAD_KEYS, key.toLowerCase()) ? WORKLOAD_KEYS[key.toLowerCase()] : undefined;
+    if (!w) throw new UsageError(`--only knows a, b, c, d, e, f (steady or legacy, churn, streaming, auth, modern, group), got "${key}"`);
     workloads.add(w);
   }
   const targets = (list(values.targets, '--targets') ?? (check ? ['direct', 'gateway', 'mcp-proxy'] : ALL_TARGETS)).map((t) => {
     if (!ALL_TARGETS.includes(t as TargetName)) throw new UsageError(`--targets knows ${ALL_TARGETS.join(', ')}, got "${t}"`);
     return t as TargetName;
   });
+  const given = counts(values.clients);
   return {
     workloads,
     targets: ALL_TARGETS.filter((t) => targets.includes(t)),
-    steadyClients: counts(values.clients) ?? (check ? [1, 32, 128] : quick ? [1, 32] : [1, 8, 32, 128]),
+    steadyClients: given ?? (check ? [1, 32, 128] : quick ? [1, 32] : [1, 8, 32, 128]),
+    modernClients: given ?? [MODERN_GROUP_CLIENTS],
+    groupClients: given ?? [MODERN_GROUP_CLIENTS],
     churnClients: quick ? [8] : [8, 32],
     streamClients: quick ? [8] : [8, 32],
     load: { durationMs, graceMs: 10_000, setupTimeoutMs: 30_000 },
@@ -137,9 +159,16 @@ function describe(m: Measurement): string {
 
 const running = new Set<RunningTarget>();
 
+/** One workload at one client count, measured on every target it names in each round (all when unnamed). */
+interface Planned {
+  workload: WorkloadName;
+  clients: number;
+  targets?: TargetName[];
+}
+
 async function start(name: TargetName, options: Parameters<typeof startTarget>[1]): Promise<RunningTarget | string> {
   try {
-    progress(`starting ${name}${options?.auth ? ' with an auth block' : ''}`);
+    progress(`starting ${name}${options?.auth ? ' with an auth block' : ''}${options?.group ? ` with the group /${GROUP.name}/mcp` : ''}`);
     const target = await startTarget(name, options);
     running.add(target);
     return target;
@@ -165,6 +194,7 @@ async function measureOnce(target: RunningTarget, workload: WorkloadName, client
     return notMeasured(workload, name, clients, 'skipped', `--stateful starts a server process per session; the bench stops at ${SUPERGATEWAY_SESSION_CAP}`, client);
   }
   if (workload === 'steady') return measureSteady('steady', target, name, clients, plan.load, client);
+  if (workload === 'modern') return measureSteady('modern', target, name, clients, plan.load, client, { era: 'modern' });
   if (workload === 'churn') {
     if (!target.hasSessions) return notMeasured('churn', name, clients, 'n/a', 'stdio has one session per process: nothing to open or DELETE');
     return measureChurn(target, clients, plan.load, client);
@@ -187,22 +217,55 @@ async function measureRounds(plan: Plan, rows: Measurement[]): Promise<void> {
     rows.push(m);
     progress(`round ${round} ${m.workload} ${m.target} ${m.client} x${m.clients}: ${describe(m)}`);
   };
-  const planned: [WorkloadName, number][] = [];
-  if (plan.workloads.has('steady')) for (const c of plan.steadyClients) planned.push(['steady', c]);
-  if (plan.workloads.has('churn')) for (const c of plan.churnClients) planned.push(['churn', c]);
-  if (plan.workloads.has('streaming')) for (const c of plan.streamClients) planned.push(['streaming', c]);
-  const auth = plan.workloads.has('auth') && plan.targets.includes('gateway');
-  if (planned.length === 0 && !auth) return;
+  const planned: Planned[] = [];
+  if (plan.workloads.has('steady')) for (const c of plan.steadyClients) planned.push({ workload: 'steady', clients: c });
+  if (plan.workloads.has('churn')) for (const c of plan.churnClients) planned.push({ workload: 'churn', clients: c });
+  if (plan.workloads.has('streaming')) for (const c of plan.streamClients) planned.push({ workload: 'streaming', clients: c });
+  const hasGateway = plan.targets.includes('gateway');
+  const modern = plan.workloads.has('modern') && hasGateway;
+  if (modern) {
+    for (const c of plan.modernClients) {
+      // its ratios are to direct and to the legacy gateway at the same count in the same round
+      if (!(plan.workloads.has('steady') && plan.steadyClients.includes(c))) {
+        planned.push({ workload: 'steady', clients: c, targets: plan.targets.filter((t) => t === 'direct' || t === 'gateway') });
+      }
+      planned.push({ workload: 'modern', clients: c, targets: ['gateway'] });
+    }
+  }
+  const group = plan.workloads.has('group') && hasGateway;
+  const auth = plan.workloads.has('auth') && hasGateway;
+  for (const w of ['modern', 'group', 'auth'] as const) {
+    if (plan.workloads.has(w) && !hasGateway) progress(`${w} not measured: --targets leaves the gateway out`);
+  }
+  if (planned.length === 0 && !auth && !group) return;
   const targets: RunningTarget[] = [];
-  const needed = planned.length > 0 ? plan.targets : (['gateway'] as TargetName[]);
+  const needed = plan.targets.filter((t) => planned.some((p) => !p.targets || p.targets.includes(t)));
+  if (auth && !needed.includes('gateway')) needed.push('gateway');
   for (const name of needed) {
     const t = await start(name, { profileDir: name === 'gateway' ? plan.profileDir : undefined });
     if (typeof t === 'string') {
-      for (let round = 1; round <= plan.rounds; round++) for (const [w, c] of planned) record(notMeasured(w, name, c, 'failed', t), round);
+      for (let round = 1; round <= plan.rounds; round++) for (const p of planned) if (!p.targets || p.targets.includes(name)) record(notMeasured(p.workload, name, p.clients, 'failed', t), round);
       continue;
     }
-    for (const client of t.hasHttp ? plan.kinds : ['raw' as const]) await warmUp(t, plan.warmMs, client);
+    for (const client of t.hasHttp ? plan.kinds : ['raw' as const]) {
+      await warmUp(t, plan.warmMs, client);
+      if (modern && name === 'gateway') await warmUp(t, plan.warmMs, client, { era: 'modern' });
+    }
     targets.push(t);
+  }
+  // the group workload has a gateway of its own: two server-everything members and the group of both
+  let groupTarget: RunningTarget | undefined;
+  if (group) {
+    const t = await start('gateway', { group: true });
+    if (typeof t === 'string') {
+      for (let round = 1; round <= plan.rounds; round++) for (const c of plan.groupClients) for (const side of ['member', 'group']) record(notMeasured('group', side, c, 'failed', t), round);
+    } else {
+      for (const client of plan.kinds) {
+        await warmUp(t, plan.warmMs, client);
+        await warmUp(t, plan.warmMs, client, { endpoint: 'group' });
+      }
+      groupTarget = t;
+    }
   }
   const tokens = Array.from({ length: AUTH_TOKENS }, (_, i) => `bench-${i}-${randomBytes(12).toString('hex')}`);
   const authLabel = `gateway, ${AUTH_TOKENS} tokens`;
@@ -215,17 +278,31 @@ async function measureRounds(plan: Plan, rows: Measurement[]): Promise<void> {
   const plainGateway = targets.find((t) => t.name === 'gateway');
   for (let round = 1; round <= plan.rounds; round++) {
     const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
-    for (const [workload, clients] of planned) {
+    for (const { workload, clients, targets: only } of planned) {
       for (const target of order) {
+        if (only && !only.includes(target.name)) continue;
         for (const client of target.hasHttp ? plan.kinds : ['raw' as const]) {
           progress(`round ${round}/${plan.rounds}: ${workload} ${target.name} ${target.hasHttp ? client : ''} x${clients}`);
           record(await measureOnce(target, workload, clients, client, plan), round);
         }
       }
     }
+    if (groupTarget) {
+      const sides = [{ label: 'member', endpoint: 'server' as const }, { label: 'group', endpoint: 'group' as const }];
+      if (round % 2 === 0) sides.reverse();
+      for (const clients of plan.groupClients) {
+        // each client kind's member and group windows side by side, so each ratio compares neighbours
+        for (const client of plan.kinds) {
+          for (const { label, endpoint } of sides) {
+            progress(`round ${round}/${plan.rounds}: group ${label} ${client} x${clients}`);
+            record(await measureSteady('group', groupTarget, label, clients, plan.load, client, { endpoint }), round);
+          }
+        }
+      }
+    }
     if (authTarget) {
       for (const client of plan.kinds) {
-        const m = await measureSteady('auth', authTarget, authLabel, AUTH_TOKENS, plan.load, client, tokens);
+        const m = await measureSteady('auth', authTarget, authLabel, AUTH_TOKENS, plan.load, client, { tokens });
         if (m.status === 'failed' && /HTTP (401|404)/.test(m.reason ?? '')) record(notMeasured('auth', authLabel, AUTH_TOKENS, 'n/a', `the gateway does not serve Bearer calls yet: ${m.reason}`, client), round);
         else record(m, round);
         if (plainGateway) record(await measureSteady('auth', plainGateway, 'gateway, no auth', AUTH_TOKENS, plan.load, client), round);
@@ -268,17 +345,21 @@ async function main(): Promise<number> {
   }
   const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30) };
   const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; ${plan.rounds} interleaved rounds of ${(plan.load.durationMs / 1000).toFixed(1)} s windows; whole run ${seconds.toFixed(0)} s`;
-  const report = formatReport(rows, header, plan.kinds);
+  const report = formatReport(rows, header, plan.kinds, { steady: plan.workloads.has('steady'), group: plan.workloads.has('group') && plan.targets.includes('gateway') });
   if (plan.json) {
     const summaries = summarize(rows);
     const rs = ratios(rows);
-    const result = { machine, rounds: plan.rounds, clientKinds: plan.kinds, durationMs: plan.load.durationMs, elapsedSeconds: seconds, summaries, ratios: rs, goals: report.goals, measurements: rows, profile };
+    const result = { machine, rounds: plan.rounds, clientKinds: plan.kinds, durationMs: plan.load.durationMs, elapsedSeconds: seconds, summaries, ratios: rs, modernRatios: modernRatios(rows), groupRatios: groupRatios(rows), goals: report.goals, measurements: rows, profile };
     process.stdout.write(`${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? null : String(v)) : v), 2)}\n`);
   } else {
     process.stdout.write(`${report.text}\n`);
     if (profile) process.stdout.write(`\n${formatProfile(profile)}\n`);
   }
   if (plan.check) {
+    if (report.goals.length === 0) {
+      process.stderr.write('bench --check: no goal covers the workloads of this run (a and f have goals): nothing was checked\n');
+      return 1;
+    }
     const failed = report.goals.filter((g) => g.pass !== true);
     if (failed.length > 0) {
       process.stderr.write(`bench --check: ${failed.length} goal(s) not met:\n${failed.map((g) => `  ${g.what}: ${g.detail}`).join('\n')}\n`);

@@ -5,11 +5,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AgentConnection, keepAliveAgent } from './agent-conn.js';
-import { HttpConnection, type HttpAnswer } from './http-conn.js';
-import type { Agent } from 'node:http';
+import { keepAliveAgent } from './agent-conn.js';
 import { descendantsOf, startTimeOf } from './procfs.js';
-import { StdioServer, type RpcMessage } from './stdio-conn.js';
+import { HttpSession, ModernSession, PROTOCOL, StdioSession, type Session } from './sessions.js';
+import { StdioServer } from './stdio-conn.js';
 import { binNodeFlags } from '../cli/bin-flags.js';
 
 /** The repository root, from dist/bench/. */
@@ -17,7 +16,6 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..'
 export const everythingServer = join(repoRoot, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 const cliPath = join(repoRoot, 'dist', 'cli', 'main.js');
 const SERVER_NAME = 'everything';
-const PROTOCOL = '2025-06-18';
 const START_TIMEOUT_MS = 30_000;
 
 export type TargetName = 'direct' | 'gateway' | 'mcp-proxy' | 'supergateway';
@@ -25,18 +23,19 @@ export type TargetName = 'direct' | 'gateway' | 'mcp-proxy' | 'supergateway';
 export type ClientKind = 'raw' | 'agent';
 export const CLIENT_KINDS: ClientKind[] = ['raw', 'agent'];
 export const ALL_TARGETS: TargetName[] = ['direct', 'gateway', 'mcp-proxy', 'supergateway'];
+export type { Session } from './sessions.js';
 
-/** One client's view of a target: a session, echo calls, a streamed call with progress. */
-export interface Session {
-  open(): Promise<void>;
-  /** one `tools/call echo`; throws unless the answer carries this call's id and echoes `message` */
-  echo(message: string): Promise<void>;
-  /** one `trigger-long-running-operation` call whose progress events and answer come back as a stream */
-  stream(token: string): Promise<void>;
-  /** ends the session (DELETE) */
-  close(): Promise<void>;
-  /** drops the connection; a call in flight fails */
-  destroy(reason?: string): void;
+/** The group of the group workload, its member servers (two server-everything processes), and its echo tool. */
+export const GROUP = { name: 'g', members: [SERVER_NAME, 'other'], tool: `${SERVER_NAME}__echo` } as const;
+
+export interface SessionOptions {
+  /** a Bearer token on every request */
+  token?: string;
+  client?: ClientKind;
+  /** `legacy` (default): initialize, then calls in a session; `modern`: 2026-07-28 stateless calls */
+  era?: 'legacy' | 'modern';
+  /** `server` (default): the server's own endpoint; `group`: the group's (a gateway started with `group`) */
+  endpoint?: 'server' | 'group';
 }
 
 export interface RunningTarget {
@@ -47,7 +46,7 @@ export interface RunningTarget {
   hasSessions: boolean;
   /** false for `direct`: the client kind does not apply */
   hasHttp: boolean;
-  session(options?: { token?: string; client?: ClientKind }): Session;
+  session(options?: SessionOptions): Session;
   stop(): Promise<void>;
 }
 
@@ -58,11 +57,10 @@ export interface TargetOptions {
   auth?: boolean;
   /** the Bearer token of the readiness probe (with `auth`) */
   probeToken?: string;
+  /** a second server-everything ("other") and the group of both, served at /g/mcp */
+  group?: boolean;
 }
 
-export const STREAM_STEPS = 2;
-// no sleeping in the tool: the rate shows the cost of streaming, not the server's timers
-const STREAM_ARGS = `{"duration":0,"steps":${STREAM_STEPS}}`;
 
 /** A port that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -95,146 +93,6 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
-function echoText(msg: RpcMessage, id: number, message: string): void {
-  if (msg.id !== id) throw new Error(`answer carries id ${JSON.stringify(msg.id)}, the request had ${id}`);
-  if (msg.error) throw new Error(`JSON-RPC error ${msg.error.code}: ${msg.error.message}`);
-  const text = msg.result?.content?.[0]?.text;
-  if (text !== `Echo: ${message}`) throw new Error(`the answer echoes "${String(text).slice(0, 60)}", the request sent "${message}"`);
-}
-
-function checkStream(msg: RpcMessage | undefined, id: number, progress: number): void {
-  if (!msg) throw new Error(`the stream ended without the answer to request ${id}`);
-  if (msg.id !== id) throw new Error(`answer carries id ${JSON.stringify(msg.id)}, the request had ${id}`);
-  if (msg.error) throw new Error(`JSON-RPC error ${msg.error.code}: ${msg.error.message}`);
-  const text = msg.result?.content?.[0]?.text ?? '';
-  if (!text.startsWith('Long running operation completed')) throw new Error(`unexpected answer "${text.slice(0, 60)}"`);
-  if (progress !== STREAM_STEPS) throw new Error(`${STREAM_STEPS} progress events expected before the answer, got ${progress}`);
-}
-
-/** The JSON-RPC messages of an answer: one JSON body, or the `data:` lines of an event stream. */
-function messagesOf(answer: HttpAnswer): RpcMessage[] {
-  const type = answer.headers['content-type'] ?? '';
-  if (!type.startsWith('text/event-stream')) return [JSON.parse(answer.body) as RpcMessage];
-  const out: RpcMessage[] = [];
-  let data = '';
-  for (const line of answer.body.split('\n')) {
-    if (line.startsWith('data:')) data += line.slice(line[5] === ' ' ? 6 : 5);
-    else if (line === '' || line === '\r') {
-      if (data !== '') out.push(JSON.parse(data) as RpcMessage);
-      data = '';
-    }
-  }
-  if (data !== '') out.push(JSON.parse(data) as RpcMessage);
-  return out;
-}
-
-function httpError(answer: HttpAnswer): Error {
-  return new Error(`HTTP ${answer.status}: ${answer.body.replace(/\s+/g, ' ').slice(0, 160)}`);
-}
-
-/** A Streamable HTTP client session over one keep-alive connection, with pre-serialized heads. */
-class HttpSession implements Session {
-  private readonly conn: HttpConnection | AgentConnection;
-  private head: string;
-  private readonly baseHead: string;
-  private nextId = 1;
-  private sessionId: string | undefined;
-
-  constructor(
-    port: number,
-    private readonly path: string,
-    private readonly streamPath: string | undefined,
-    token: string | undefined,
-    agent: Agent | undefined,
-  ) {
-    this.conn = agent ? new AgentConnection('127.0.0.1', port, agent) : new HttpConnection('127.0.0.1', port);
-    const auth = token !== undefined ? `Authorization: Bearer ${token}\r\n` : '';
-    this.baseHead = `Host: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n${auth}`;
-    this.head = `POST ${path} HTTP/1.1\r\n${this.baseHead}`;
-  }
-
-  async open(): Promise<void> {
-    const body = `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"${PROTOCOL}","capabilities":{},"clientInfo":{"name":"fluidmcp-bench","version":"1"}}}`;
-    const answer = await this.conn.request(this.head, body);
-    if (answer.status !== 200) throw httpError(answer);
-    const msg = messagesOf(answer).find((m) => m.id === 0);
-    if (!msg?.result) throw new Error(`initialize failed: ${msg?.error?.message ?? answer.body.slice(0, 160)}`);
-    const version = typeof msg.result['protocolVersion'] === 'string' ? msg.result['protocolVersion'] : PROTOCOL;
-    this.sessionId = answer.headers['mcp-session-id'];
-    const session = this.sessionId !== undefined ? `Mcp-Session-Id: ${this.sessionId}\r\n` : '';
-    this.head = `POST ${this.path} HTTP/1.1\r\n${this.baseHead}${session}MCP-Protocol-Version: ${version}\r\n`;
-    const note = await this.conn.request(this.head, '{"jsonrpc":"2.0","method":"notifications/initialized"}');
-    if (note.status !== 202 && note.status !== 200 && note.status !== 204) throw httpError(note);
-  }
-
-  async echo(message: string): Promise<void> {
-    const id = this.nextId++;
-    const answer = await this.conn.request(this.head, `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"echo","arguments":{"message":"${message}"}}}`);
-    if (answer.status !== 200) throw httpError(answer);
-    const msgs = messagesOf(answer);
-    echoText(msgs.find((m) => m.id === id) ?? msgs[msgs.length - 1]!, id, message);
-  }
-
-  async stream(token: string): Promise<void> {
-    const id = this.nextId++;
-    const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":${STREAM_ARGS},"_meta":{"progressToken":"${token}"}}}`;
-    // the gateway's POST /{name}/sse takes a bare call; the peers stream it as the SSE answer of /mcp
-    const head = this.streamPath !== undefined ? `POST ${this.streamPath} HTTP/1.1\r\n${this.baseHead}` : this.head;
-    const answer = await this.conn.request(head, body);
-    if (answer.status !== 200) throw httpError(answer);
-    if (!(answer.headers['content-type'] ?? '').startsWith('text/event-stream')) throw new Error(`the answer is ${answer.headers['content-type']}, not an event stream`);
-    const msgs = messagesOf(answer);
-    const progress = msgs.filter((m) => m.method === 'notifications/progress' && m.params?.progressToken === token).length;
-    checkStream(msgs.find((m) => m.id !== undefined && m.method === undefined), id, progress);
-  }
-
-  async close(): Promise<void> {
-    if (this.sessionId === undefined) return;
-    const head = this.head.replace(/^POST /, 'DELETE ').replace('Content-Type: application/json\r\n', '');
-    const answer = await this.conn.request(head, '');
-    this.sessionId = undefined;
-    if (answer.status >= 300 && answer.status !== 405) throw httpError(answer);
-  }
-
-  destroy(reason?: string): void {
-    this.conn.destroy(reason);
-  }
-}
-
-/** A client of the direct target: ids unique on the shared pipe, no HTTP. */
-class StdioSession implements Session {
-  private dead: string | undefined;
-  constructor(private readonly server: StdioServer) {}
-
-  async open(): Promise<void> {}
-
-  async echo(message: string): Promise<void> {
-    if (this.dead) throw new Error(this.dead);
-    const id = this.server.id();
-    const msg = await this.server.send(id, `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"echo","arguments":{"message":"${message}"}}}\n`);
-    echoText(msg, id, message);
-  }
-
-  async stream(token: string): Promise<void> {
-    if (this.dead) throw new Error(this.dead);
-    const id = this.server.id();
-    let progress = 0;
-    this.server.onProgress(token, () => progress++);
-    try {
-      const msg = await this.server.send(id, `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":${STREAM_ARGS},"_meta":{"progressToken":"${token}"}}}\n`);
-      checkStream(msg, id, progress);
-    } finally {
-      this.server.onProgress(token, undefined);
-    }
-  }
-
-  async close(): Promise<void> {}
-
-  destroy(reason = 'stopped by the bench'): void {
-    this.dead = reason;
-    this.server.abandon(reason);
-  }
-}
 
 /** A child process in its own group, with the tail of its output kept for error messages. */
 class TargetProcess {
@@ -341,6 +199,19 @@ async function waitReady(proc: TargetProcess, probe: () => Session, what: string
   throw new Error(`${what} did not answer initialize within ${START_TIMEOUT_MS / 1000} s (last: ${last}): ${proc.lastOutput()}`);
 }
 
+/** One session and one echo through the group: its members are up and its names are as the bench calls them. */
+async function probeGroup(s: Session, path: string): Promise<void> {
+  try {
+    await within(s.open(), 10_000, `initialize on ${path}`);
+    await within(s.echo('probe'), 10_000, `${GROUP.tool} on ${path}`);
+    await within(s.close(), 5000, `DELETE on ${path}`).catch(() => undefined);
+  } catch (err) {
+    throw new Error(`the group at ${path} does not serve ${GROUP.tool}: ${(err as Error).message}`);
+  } finally {
+    s.destroy();
+  }
+}
+
 function upstreamCommand(): [string, string[]] {
   return [process.execPath, [everythingServer, 'stdio']];
 }
@@ -406,12 +277,21 @@ async function startHttpTarget(
   args: (port: number) => string[],
   path: string,
   streamPath: string | undefined,
-  options: { env?: NodeJS.ProcessEnv; readyText?: string; probeToken?: string; cleanup?: () => void },
+  options: { env?: NodeJS.ProcessEnv; readyText?: string; probeToken?: string; cleanup?: () => void; groupPath?: string },
 ): Promise<RunningTarget> {
   const port = await freePort();
   const proc = new TargetProcess(command, args(port), { ...process.env, ...options.env });
   const agent = keepAliveAgent();
-  const session = (o?: { token?: string; client?: ClientKind }): Session => new HttpSession(port, path, streamPath, o?.token, o?.client === 'agent' ? agent : undefined);
+  const session = (o: SessionOptions = {}): Session => {
+    const viaAgent = o.client === 'agent' ? agent : undefined;
+    let [at, tool] = [path, 'echo'];
+    if (o.endpoint === 'group') {
+      if (options.groupPath === undefined) throw new Error(`bench bug: ${name} was started without a group`);
+      [at, tool] = [options.groupPath, GROUP.tool];
+    }
+    if (o.era === 'modern') return new ModernSession(port, at, o.token, viaAgent, tool);
+    return new HttpSession(port, at, o.endpoint === 'group' ? undefined : streamPath, o.token, viaAgent, tool);
+  };
   const stop = async (): Promise<void> => {
     agent.destroy();
     await proc.stop();
@@ -422,6 +302,7 @@ async function startHttpTarget(
       await within(Promise.race([proc.waitForOutput(options.readyText), proc.exited]), START_TIMEOUT_MS, `${name} start`);
     }
     await waitReady(proc, () => session({ token: options.probeToken }), name);
+    if (options.groupPath !== undefined) await probeGroup(session({ token: options.probeToken, endpoint: 'group' }), options.groupPath);
   } catch (err) {
     await stop();
     throw err;
@@ -437,7 +318,10 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
   const validator = options.auth ? await startTokenValidator() : undefined;
   if (validator) entry['auth'] = authBlock(validator.url);
   const config = join(dir, 'config.json');
-  writeFileSync(config, JSON.stringify({ mcpServers: { [SERVER_NAME]: entry } }));
+  // the group's members run the same server as the plain gateway, so /g/mcp and /everything/mcp reach one process
+  const servers = options.group ? Object.fromEntries(GROUP.members.map((m) => [m, entry])) : { [SERVER_NAME]: entry };
+  const groups = options.group ? { groups: { [GROUP.name]: { servers: [...GROUP.members] } } } : {};
+  writeFileSync(config, JSON.stringify({ mcpServers: servers, ...groups }));
   // start it as the `fluidmcp` bin would: with the Node flags of its shebang line
   const nodeArgs = [...binNodeFlags(cliPath), ...(options.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [])];
   return startHttpTarget(
@@ -450,6 +334,7 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
       env: options.auth ? { BENCH_CLIENT_ID: 'fluidmcp-bench' } : {},
       readyText: 'gateway ready at',
       probeToken: options.auth ? (options.probeToken ?? 'fluidmcp-bench-probe') : undefined,
+      groupPath: options.group ? `/${GROUP.name}/mcp` : undefined,
       cleanup: () => {
         validator?.close();
         rmSync(dir, { recursive: true, force: true });
