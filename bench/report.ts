@@ -49,6 +49,10 @@ export interface Ratio {
   ofSupergateway?: Stat;
   /** gateway p50 - direct p50, ms */
   p50OverDirectMs?: Stat;
+  /** gateway rate / floor rate: how much of the node:http ceiling the gateway reaches */
+  ofFloor?: Stat;
+  /** floor rate / mcp-proxy rate: the most any node:http gateway could reach against mcp-proxy here */
+  floorOfMcpProxy?: Stat;
 }
 
 /** The modern-client workload (e) against direct and the legacy gateway workload, round by round. */
@@ -193,11 +197,23 @@ export function ratios(rows: Measurement[]): Ratio[] {
         ofDirect: against('direct', false, directOk),
         ofMcpProxy: against('mcp-proxy', true, byRate),
         ofSupergateway: against('supergateway', true, byRate),
+        ofFloor: against('floor', true, directOk),
+        floorOfMcpProxy: floorOver(mine, gw.clients, client),
         p50OverDirectMs: against('direct', false, (g, o) => (o.status === 'ok' ? g.p50Ms - o.p50Ms : NaN)),
       });
     }
   }
   return out;
+}
+
+/** floor rate / mcp-proxy rate, round by round (the ceiling of the gateway/mcp-proxy ratio on this machine) */
+function floorOver(rows: Measurement[], clients: number, client: ClientKind): Stat | undefined {
+  const values: number[] = [];
+  for (const f of rows.filter((r) => r.target === 'floor' && r.client === client && r.clients === clients && r.status === 'ok')) {
+    const o = rows.find((r) => r.target === 'mcp-proxy' && r.client === client && r.clients === clients && r.round === f.round && r.status === 'ok');
+    if (o && o.rate > 0) values.push(f.rate / o.rate);
+  }
+  return values.length > 0 ? stat(values) : undefined;
 }
 
 /** Usage-based CPU time per completed call of one measurement, microseconds. */
@@ -363,8 +379,8 @@ export function formatReport(rows: Measurement[], header: string, kinds: ClientK
     out.push('', 'Ratios, round by round against the same round, median (min-max): gateway rate / the other\'s rate');
     out.push(
       table(
-        ['workload', 'client', 'clients', 'gateway/direct', 'gateway/mcp-proxy', 'gateway/supergateway', 'p50 gateway-direct ms'],
-        rs.map((r) => [r.workload, r.client, String(r.clients), fmtStat(r.ofDirect, fmtPct), fmtStat(r.ofMcpProxy, fmtX), fmtStat(r.ofSupergateway, fmtX), fmtStat(r.p50OverDirectMs, fmtSigned)]),
+        ['workload', 'client', 'clients', 'gateway/direct', 'gateway/mcp-proxy', 'gateway/supergateway', 'p50 gateway-direct ms', 'gateway/floor', 'floor/mcp-proxy'],
+        rs.map((r) => [r.workload, r.client, String(r.clients), fmtStat(r.ofDirect, fmtPct), fmtStat(r.ofMcpProxy, fmtX), fmtStat(r.ofSupergateway, fmtX), fmtStat(r.p50OverDirectMs, fmtSigned), fmtStat(r.ofFloor, fmtPct), fmtStat(r.floorOfMcpProxy, fmtX)]),
         2,
       ),
     );

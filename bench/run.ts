@@ -28,13 +28,15 @@ clients, or at --clients when given.
   --check              exit 1 unless the goals hold (32 clients: >= 40% of direct and >= 8x
                        mcp-proxy; 1 client: p50 <= 0.15 ms above direct; 128 clients: peak RSS
                        under 100 MB, no failed call; group: >= 90% of the member's calls/s);
-                       defaults to --only a,f --clients 1,32,128 --targets direct,gateway,mcp-proxy
+                       defaults to --only a,f --clients 1,32,128 --targets direct,gateway,mcp-proxy,floor
                        (the group workload still at 32 clients)
   --quick              short windows and fewer client counts
   --duration <s>       window of each measurement in seconds (default 4, quick 1.5)
   --only <list>        workloads to run: a,b,c,d,e,f or steady,churn,streaming,auth,modern,group
                        (default all)
-  --targets <list>     direct,gateway,mcp-proxy,supergateway (default all)
+  --targets <list>     direct,gateway,mcp-proxy,supergateway,floor (default all); floor is
+                       bench/floor-server.ts, node:http answering echo itself with no upstream:
+                       the ceiling of any gateway built on node:http on this machine
   --clients <list>     client counts of (a) (default 1,8,32,128; quick 1,32); of (e) and (f)
                        too when given (default 32)
   --profile <dir>      run the gateway under node --cpu-prof into <dir> and print its hot functions
@@ -127,7 +129,7 @@ function planFrom(argv: string[]): Plan | undefined {
     if (!w) throw new UsageError(`--only knows a, b, c, d, e, f (steady or legacy, churn, streaming, auth, modern, group), got "${key}"`);
     workloads.add(w);
   }
-  const targets = (list(values.targets, '--targets') ?? (check ? ['direct', 'gateway', 'mcp-proxy'] : ALL_TARGETS)).map((t) => {
+  const targets = (list(values.targets, '--targets') ?? (check ? ['direct', 'gateway', 'mcp-proxy', 'floor'] : ALL_TARGETS)).map((t) => {
     if (!ALL_TARGETS.includes(t as TargetName)) throw new UsageError(`--targets knows ${ALL_TARGETS.join(', ')}, got "${t}"`);
     return t as TargetName;
   });
@@ -193,6 +195,7 @@ async function measureOnce(target: RunningTarget, workload: WorkloadName, client
   if (name === 'supergateway' && clients > SUPERGATEWAY_SESSION_CAP) {
     return notMeasured(workload, name, clients, 'skipped', `--stateful starts a server process per session; the bench stops at ${SUPERGATEWAY_SESSION_CAP}`, client);
   }
+  if (name === 'floor' && workload !== 'steady') return notMeasured(workload, name, clients, 'n/a', 'the floor answers echo only: it has no upstream', client);
   if (workload === 'steady') return measureSteady('steady', target, name, clients, plan.load, client);
   if (workload === 'modern') return measureSteady('modern', target, name, clients, plan.load, client, { era: 'modern' });
   if (workload === 'churn') {

@@ -18,11 +18,11 @@ const cliPath = join(repoRoot, 'dist', 'cli', 'main.js');
 const SERVER_NAME = 'everything';
 const START_TIMEOUT_MS = 30_000;
 
-export type TargetName = 'direct' | 'gateway' | 'mcp-proxy' | 'supergateway';
+export type TargetName = 'direct' | 'gateway' | 'mcp-proxy' | 'supergateway' | 'floor';
 /** `raw`: the bench's own keep-alive socket client; `agent`: `http.request` through a keep-alive `http.Agent` */
 export type ClientKind = 'raw' | 'agent';
 export const CLIENT_KINDS: ClientKind[] = ['raw', 'agent'];
-export const ALL_TARGETS: TargetName[] = ['direct', 'gateway', 'mcp-proxy', 'supergateway'];
+export const ALL_TARGETS: TargetName[] = ['direct', 'gateway', 'mcp-proxy', 'supergateway', 'floor'];
 export type { Session } from './sessions.js';
 
 /** The group of the group workload, its member servers (two server-everything processes), and its echo tool. */
@@ -369,6 +369,12 @@ function startSupergateway(): Promise<RunningTarget> {
   );
 }
 
+/** bench/floor-server.ts: node:http answering the bench's client itself, no upstream (the ceiling) */
+function startFloor(): Promise<RunningTarget> {
+  const script = join(repoRoot, 'dist', 'bench', 'floor-server.js');
+  return startHttpTarget('floor', process.execPath, (port) => [script, '--port', String(port)], '/mcp', undefined, { readyText: 'floor ready at' });
+}
+
 /** Starts one target on the shared upstream command; rejects with a one-line reason when it cannot. */
 export function startTarget(name: TargetName, options: TargetOptions = {}): Promise<RunningTarget> {
   switch (name) {
@@ -380,5 +386,7 @@ export function startTarget(name: TargetName, options: TargetOptions = {}): Prom
       return startMcpProxy();
     case 'supergateway':
       return startSupergateway();
+    case 'floor':
+      return startFloor();
   }
 }

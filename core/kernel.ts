@@ -23,6 +23,7 @@ import { Router, type RouteOptions } from './router.js';
 import { discardBody, readBody, sendError, sendJson } from './http.js';
 import { answerOptions, isPreflight, setCorsHeaders } from './cors.js';
 import { Catalog } from './catalog.js';
+import { Context } from './context.js';
 import { HostGuard, isLoopback } from './host-guard.js';
 import { AUTH_STRATEGIES, KERNEL, LOGGER, ROUTER, SERVERS, TRANSPORTS } from './core-tokens.js';
 import { provide, resolve, tryResolve, type Token } from './tokens.js';
@@ -366,19 +367,7 @@ export class Kernel {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const ctx: RequestContext = {
-      req,
-      res,
-      method: req.method ?? 'GET',
-      path,
-      query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
-      params: {},
-      body: undefined,
-      identity: ANONYMOUS,
-      log: this.log,
-      state: {},
-      route: undefined,
-    };
+    const ctx = new Context(req, res, path, q === -1 ? '' : url.slice(q + 1), this.log);
     const hooks = this.hooks;
     if (this.stateValue === 'stopping') res.setHeader('connection', 'close');
     this.active.add(res);
@@ -403,8 +392,8 @@ export class Kernel {
       }
       const route = match.route;
       if (origin !== undefined && route.cors) setCorsHeaders(res, origin, [route]);
-      (ctx as { params: Record<string, string> }).params = match.params;
-      (ctx as { route?: string }).route = route.path;
+      ctx.params = match.params;
+      ctx.route = route.path;
       if (route.guard !== undefined) {
         const server = this.servers.get(match.params[route.guard] ?? '');
         if (server?.auth) {
@@ -487,3 +476,4 @@ function wrapRegistry<T>(registry: StrategyRegistry<T>, plugin: string): Strateg
 export function createKernel(options: KernelOptions = {}): Kernel {
   return new Kernel(options);
 }
+

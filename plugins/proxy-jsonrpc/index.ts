@@ -1,4 +1,4 @@
-import { ANONYMOUS, CHANNELS, EVENT_STREAMS, SERVER_CONTROL, definePlugin, type Plugin, type RouteCors } from '../../core/index.js';
+import { ANONYMOUS, CHANNELS, EVENT_STREAMS, SERVER_CONTROL, definePlugin, type Plugin, type EventStreamFactory, type RouteCors } from '../../core/index.js';
 import { Channels } from './channels.js';
 import { ServerControls } from './control.js';
 import { PROXY_DEFAULTS } from './defaults.js';
@@ -72,7 +72,9 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       const channels = new Channels(dispatcher);
       api.provide(CHANNELS, channels);
       api.provide(SERVER_CONTROL, new ServerControls(dispatcher, options.handshakeTimeoutMs ?? 30_000));
-      const streams = () => api.tryResolve(EVENT_STREAMS);
+      // resolved once found: a DI lookup per request costs more than the rest of the routing
+      let streamFactory: EventStreamFactory | undefined;
+      const streams = (): EventStreamFactory | undefined => (streamFactory ??= api.tryResolve(EVENT_STREAMS));
       const bridge = new MrtrBridge({ inputTimeoutMs: options.inputTimeoutMs ?? options.callTimeoutMs ?? 60_000, replicaId: api.kernel.options.replicaId ?? '' });
       const subscriptions = new Subscriptions(dispatcher, streams, options.handshakeTimeoutMs ?? 30_000);
       const modern = new ModernEndpoint(dispatcher, streams, bridge, subscriptions, {
