@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { everythingMetadata, RunningCli, suiteTempTree } from '../helpers/cli.js';
 import { envelope, MODERN, modernPost } from '../helpers/modern.js';
+import { everythingServer, repoRoot } from '../helpers/paths.js';
 import { parseMetrics, sampleValue } from '../helpers/prometheus.js';
 import { freePort, skipWithout, startNginx, startRedis, type NginxServer, type RedisServer } from '../helpers/services.js';
 
@@ -26,6 +28,8 @@ interface Rpc {
 
 const textOf = (result: unknown): string => (((result as { content?: unknown }).content as { text?: string }[] | undefined) ?? []).map((c) => c.text ?? '').join('');
 /** The replica a requestState names (its claims are readable; only the holder can check the signature). */
+const ALICE = 'alice-key-5b1e9c0d7a3f2468';
+const BOB = 'bob-key-2c7d4e9f1a0b3c58';
 const holderIn = (state: string): string => (JSON.parse(Buffer.from(state.split('.')[0]!, 'base64url').toString('utf8')) as { r: string }).r;
 
 describe('replicas: MRTR retries reach the replica that holds the call, behind round-robin nginx', function () {
@@ -40,7 +44,7 @@ describe('replicas: MRTR retries reach the replica that holds the call, behind r
   let config: string;
 
   const start = async (id: string, extra: string[] = []): Promise<Replica> => {
-    const cli = new RunningCli(['run', '--file', config, '--start-server', '--port', '0', '--replica-id', id, '--metrics', '--no-console', ...extra]);
+    const cli = new RunningCli(['run', '--file', config, '--start-server', '--port', '0', '--replica-id', id, '--metrics', '--no-console', ...extra], { env: { CALC_KEYS: `alice:${ALICE},bob:${BOB}` } });
     const replica = { id, cli, direct: '', port: 0 };
     started.push(replica);
     const port = Number((await cli.waitFor('stdout', /Starting FluidMCP server on port (\d+)\n/, 30_000))[1]);
@@ -48,13 +52,21 @@ describe('replicas: MRTR retries reach the replica that holds the call, behind r
     return Object.assign(replica, { port, direct: `http://127.0.0.1:${port}` });
   };
 
-  const forwards = async (r: Replica, outcome: string): Promise<number> =>
-    sampleValue(parseMetrics(await (await fetch(`${r.direct}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()), 'fluidmcp_replica_forwards_total', { package: 'everything', outcome }) ?? 0;
+  const forwards = async (r: Replica, outcome: string, pkg = 'everything'): Promise<number> =>
+    sampleValue(parseMetrics(await (await fetch(`${r.direct}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()), 'fluidmcp_replica_forwards_total', { package: pkg, outcome }) ?? 0;
 
   before(async function () {
     skipWithout(this, 'redis-server', 'nginx');
     redis = await startRedis();
-    config = tree.write('config.json', { ...everythingMetadata(['everything']), stateStore: redis.url(0) });
+    config = tree.write('config.json', {
+      mcpServers: {
+        ...everythingMetadata(['everything']).mcpServers,
+        // a server with auth: the retry's credential must reach the holder, which checks it
+        calc: { command: process.execPath, args: [everythingServer, 'stdio'], auth: { type: 'api_key', keys_env: 'CALC_KEYS' } },
+      },
+      plugins: [join(repoRoot, 'dist', 'examples', 'plugins', 'api-key', 'index.js')],
+      stateStore: redis.url(0),
+    });
     [a, b] = await Promise.all([start('a'), start('b')]);
     nginx = await startNginx([a, b], { sticky: false });
     front = `http://127.0.0.1:${nginx.port}`;
@@ -107,6 +119,23 @@ describe('replicas: MRTR retries reach the replica that holds the call, behind r
     expect(forwarded).to.be.greaterThan(0).and.at.most(total);
     const goneAfter = (await forwards(a, 'holder_gone')) + (await forwards(b, 'holder_gone')) + (await forwards(a, 'failed')) + (await forwards(b, 'failed'));
     expect(goneAfter).to.equal(goneBefore);
+  });
+
+  it('carries the caller\'s credential to the holder, which checks it: another caller\'s retry is refused there, the caller\'s own completes', async () => {
+    const url = (r: Replica) => `${r.direct}/calc/mcp`;
+    const params = { name: 'trigger-sampling-request', arguments: { prompt: 'mine', maxTokens: 5 }, _meta: envelope({ sampling: {} }) };
+    const first = await modernPost(url(a), 1, 'tools/call', params, { 'x-api-key': ALICE });
+    const state = (first.json as Rpc).result!.requestState as string;
+    expect(holderIn(state)).to.equal('a');
+    const retry = (text: string) => ({ ...params, requestState: state, inputResponses: { 'sampling-1': { model: 'm', role: 'assistant', content: { type: 'text', text } } } });
+    const before = await forwards(b, 'forwarded', 'calc');
+    expect((await modernPost(url(b), 2, 'tools/call', retry('no key'))).status).to.equal(401);
+    const stolen = await modernPost(url(b), 3, 'tools/call', retry('stolen'), { 'x-api-key': BOB });
+    expect((stolen.json as Rpc).error?.message, stolen.text).to.equal('Invalid Request: requestState belongs to another caller');
+    const own = await modernPost(url(b), 4, 'tools/call', retry('own answer'), { 'x-api-key': ALICE });
+    expect(textOf((own.json as Rpc).result), own.text).to.include('own answer');
+    // the request without a key never left b; the two others were forwarded to a
+    expect(await forwards(b, 'forwarded', 'calc')).to.equal(before + 2);
   });
 
   describe('when the replica that holds the call is gone', () => {
