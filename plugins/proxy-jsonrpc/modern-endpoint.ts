@@ -130,7 +130,8 @@ export class ModernEndpoint {
     const name = typeof params.name === 'string' ? params.name : typeof params.uri === 'string' ? params.uri : '';
     const principal = principalOf(ctx.identity);
     if (params.requestState !== undefined) {
-      const holder = this.forwarder && this.bridge.holderOf(params.requestState);
+      // a call another replica holds is continued there
+      const holder = this.bridge.holderOf(params.requestState);
       if (holder !== undefined && this.forwarder) {
         await this.forwarder.forward(ctx, server.name, holder, message.id);
         return;
