@@ -82,6 +82,7 @@ await yargs(hideBin(process.argv))
         .option('plugin', { type: 'string', describe: 'a plugin module name or path to load (repeatable)' })
         .option('state-store', { type: 'string', describe: 'where pending logins live: redis://host:port/db (shared by replicas) or memory (default)' })
         .option('replica-id', { type: 'string', describe: 'this replica\'s name behind a load balancer: session ids start with it (see docs/deploy.md)' })
+        .option('replica-url', { type: 'string', describe: 'with --replica-id and a Redis store: the URL the other replicas reach this one at (default: the address it listens on; or FMCP_REPLICA_URL)' })
         .option('group', { type: 'string', describe: 'serve several servers at one URL: name=server1,server2 (repeatable)' })
         .option('token-key', { type: 'string', describe: 'a key that seals the tokens MCP clients get (repeatable, first seals; default FMCP_TOKEN_KEYS)' })
         .option('metrics', { type: 'boolean', default: false, describe: 'serve Prometheus metrics at GET /metrics' })
@@ -104,6 +105,7 @@ await yargs(hideBin(process.argv))
         plugins: list(argv.plugin),
         stateStore: last(argv['state-store']),
         replicaId: last(argv['replica-id']),
+        replicaUrl: last(argv['replica-url']) ?? (argv['replica-id'] !== undefined ? process.env.FMCP_REPLICA_URL || undefined : undefined),
         metrics: argv.metrics === true,
         console: argv.console !== false,
         adminToken: last(argv['admin-token']) ?? (process.env.FMCP_ADMIN_TOKEN || undefined),

@@ -39,6 +39,8 @@ export interface RunOptions {
   stateStore?: string;
   /** this replica's name: session ids start with it so a load balancer can route them back */
   replicaId?: string;
+  /** the URL the other replicas reach this one at (default: the address it listens on); needs --replica-id and a Redis store */
+  replicaUrl?: string;
   /** serve GET /metrics */
   metrics?: boolean;
   /** serve the web console at / and its API at /api (default true) */
@@ -96,6 +98,10 @@ function checkOptions(options: RunOptions): void {
   }
   if (options.replicaId !== undefined && !REPLICA_ID.test(options.replicaId)) {
     throw new UsageError(`--replica-id must be 1-32 letters, digits, "-" or "_" (it starts every session id), got "${options.replicaId}"`);
+  }
+  if (options.replicaUrl !== undefined) {
+    if (!isHttpUrl(options.replicaUrl)) throw new UsageError(`--replica-url must be an http(s) URL such as http://10.0.0.7:8101, got "${options.replicaUrl}"`);
+    if (options.replicaId === undefined) throw new UsageError('--replica-url needs --replica-id: it is where the other replicas reach this one');
   }
 }
 
@@ -206,6 +212,9 @@ export async function runCommand(options: RunOptions): Promise<number> {
   try {
     checkOptions(options);
     const { servers, plugins, stateStore } = await prepare(options);
+    if (options.replicaUrl !== undefined && stateStore === undefined) {
+      throw new UsageError('--replica-url needs a shared store (--state-store redis://host:port/db): replicas find each other there');
+    }
     if (!options.startServer) {
       for (const server of servers) say(`Would add ${server.name} endpoints (${describeServer(server)})`);
       const count = servers.length === 1 ? '1 server' : `${servers.length} servers`;
@@ -223,7 +232,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
       servers,
     });
     // the store first: Redis unreachable stops start-up before any server process starts
-    if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore }));
+    if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore, replicaUrl: options.replicaUrl }));
     // third-party plugins next: their transports get the first claim on the entries they know
     for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys })]) kernel.use(plugin);
     if (options.metrics) kernel.use(metricsPrometheus());

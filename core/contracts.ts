@@ -233,6 +233,23 @@ export interface PendingStateStore {
   size(): Promise<number>;
 }
 
+// ---- replicas: where each one is reached by the others -------------------------------------------
+
+/**
+ * The replicas of one deployment (each with a replica id, sharing a store) by id, with the internal URL the
+ * others reach it at. A request that belongs to state one replica holds is forwarded there; the URL comes
+ * only from here, never from the request.
+ */
+export interface ReplicaDirectory {
+  /** this replica's id */
+  readonly self: string;
+  /** the base URL (`http://host:port`) replica `id` published, or undefined when it is not registered (stopped, gone) */
+  lookup(id: string): Promise<string | undefined>;
+}
+
+/** How a request forwarded to the replica that holds its state ended. */
+export type ForwardOutcome = 'forwarded' | 'holder_gone' | 'failed';
+
 // ---- events: what plugins tell each other (the core only carries them) --------------------------
 
 /** How a login callback ended. */
@@ -262,6 +279,8 @@ export interface GatewayEvents {
   /** an event stream toward a client opened or closed */
   'stream.opened': Record<string, never>;
   'stream.closed': Record<string, never>;
+  /** a request that continues state another replica holds was sent there (or could not be: the holder is gone, or failed) */
+  'replica.forwarded': { server: string; outcome: ForwardOutcome };
   /** one line the kernel's own logger wrote (JSON, already redacted), emitted only while someone listens */
   'log.line': { line: string };
 }

@@ -1,4 +1,4 @@
-import type { AuthStrategy, ChannelBroker, ServerControl, EventStreamFactory, PendingStateStore, ServerCatalog, StrategyRegistry, TransportFactory } from './contracts.js';
+import type { AuthStrategy, ChannelBroker, ServerControl, EventStreamFactory, PendingStateStore, ReplicaDirectory, ServerCatalog, StrategyRegistry, TransportFactory } from './contracts.js';
 import type { Kernel } from './kernel.js';
 import type { Router } from './router.js';
 import type { Logger } from 'pino';
@@ -17,3 +17,4 @@ export const EVENT_STREAMS = defineToken<EventStreamFactory>('event-streams');
 export const CHANNELS = defineToken<ChannelBroker>('channels');
 export const PENDING_STATE = defineToken<PendingStateStore>('pending-state');
 export const SERVER_CONTROL = defineToken<ServerControl>('server-control');
+export const REPLICA_DIRECTORY = defineToken<ReplicaDirectory>('replica-directory');

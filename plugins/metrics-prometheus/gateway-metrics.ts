@@ -33,6 +33,7 @@ export class GatewayMetrics {
   private readonly streams: Gauge;
   private readonly logins: Counter<'package' | 'outcome'>;
   private readonly rejected: Counter<'package'>;
+  private readonly forwarded: Counter<'package' | 'outcome'>;
 
   constructor(client: PromClient, private readonly servers: ServerCatalog, settings: GatewayMetricsSettings) {
     const registry = new client.Registry();
@@ -85,6 +86,12 @@ export class GatewayMetrics {
       name: 'fluidmcp_auth_rejected_total',
       help: 'Requests refused with 401 for an invalid credential (a made-up, expired or revoked token), by package: nothing was served or started for them',
       labelNames: ['package'],
+      registers,
+    });
+    this.forwarded = new client.Counter({
+      name: 'fluidmcp_replica_forwards_total',
+      help: 'Requests continuing a call another replica holds (MRTR retries), by package and outcome: forwarded to it, holder_gone, failed',
+      labelNames: ['package', 'outcome'],
       registers,
     });
     const { pendingLogins, log } = settings;
@@ -141,6 +148,7 @@ export class GatewayMetrics {
       this.logins.inc({ package: this.packageOf(e.server), outcome: e.outcome });
     });
     events.on('auth.rejected', (e) => this.rejected.inc({ package: this.packageOf(e.server) }));
+    events.on('replica.forwarded', (e) => this.forwarded.inc({ package: this.packageOf(e.server), outcome: e.outcome }));
     events.on('stream.opened', () => this.streams.inc());
     events.on('stream.closed', () => this.streams.dec());
   }

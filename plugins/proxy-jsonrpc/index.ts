@@ -1,4 +1,4 @@
-import { ANONYMOUS, CHANNELS, EVENT_STREAMS, SERVER_CONTROL, definePlugin, type Plugin, type EventStreamFactory, type RouteCors } from '../../core/index.js';
+import { ANONYMOUS, CHANNELS, EVENT_STREAMS, REPLICA_DIRECTORY, SERVER_CONTROL, definePlugin, type Plugin, type EventStreamFactory, type RouteCors } from '../../core/index.js';
 import { Channels } from './channels.js';
 import { ServerControls } from './control.js';
 import { PROXY_DEFAULTS } from './defaults.js';
@@ -6,6 +6,7 @@ import { Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import { ModernEndpoint } from './modern-endpoint.js';
 import { MrtrBridge } from './mrtr-bridge.js';
+import { RetryForwarder } from './replica-forward.js';
 import { Subscriptions } from './subscriptions.js';
 import { StreamableHttpEndpoint } from './streamable-http.js';
 import { ToolRoutes } from './tool-routes.js';
@@ -77,11 +78,18 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       const streams = (): EventStreamFactory | undefined => (streamFactory ??= api.tryResolve(EVENT_STREAMS));
       const bridge = new MrtrBridge({ inputTimeoutMs: options.inputTimeoutMs ?? options.callTimeoutMs ?? 60_000, replicaId: api.kernel.options.replicaId ?? '' });
       const subscriptions = new Subscriptions(dispatcher, streams, options.handshakeTimeoutMs ?? 30_000);
+      // a retry whose call another replica holds goes there (the directory comes from a store plugin, if any)
+      const forwarder = new RetryForwarder(() => api.tryResolve(REPLICA_DIRECTORY), api.events, api.log, {
+        lookupTimeoutMs: 5000,
+        connectTimeoutMs: 5000,
+        // the holder answers within its call timeout, and keeps a stream alive with a comment every 15 s
+        idleTimeoutMs: (options.callTimeoutMs ?? PROXY_DEFAULTS.callTimeoutMs) + 15_000,
+      });
       const modern = new ModernEndpoint(dispatcher, streams, bridge, subscriptions, {
         cacheTtlMs: options.cacheTtlMs ?? 0,
         handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
         callTimeoutMs: options.callTimeoutMs ?? 60_000,
-      });
+      }, undefined, forwarder);
       const endpoint = new StreamableHttpEndpoint(dispatcher, streams, modern);
       const tools = new ToolRoutes(channels);
 
@@ -117,6 +125,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       });
       api.addHook('preClose', async () => {
         bridge.stop();
+        forwarder.stop();
         subscriptions.closeAll();
         await dispatcher.drain(options.drainMs ?? 3000);
         for (const s of dispatcher.sessions.all()) s.stream?.close('gateway stopping');

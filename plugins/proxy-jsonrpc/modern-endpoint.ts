@@ -21,6 +21,7 @@ import {
 } from './modern-era.js';
 import { ExclusiveCalls } from './exclusive-calls.js';
 import { ModernCall, type MrtrBridge, type ModernTarget } from './mrtr-bridge.js';
+import type { RetryForwarder } from './replica-forward.js';
 import type { Subscriptions } from './subscriptions.js';
 
 export interface ModernOptions {
@@ -88,6 +89,8 @@ export class ModernEndpoint {
     private readonly subscriptions: Subscriptions,
     private readonly options: ModernOptions,
     private readonly exclusive: ExclusiveCalls = new ExclusiveCalls(dispatcher.pool, { processes: 4, waitMs: options.callTimeoutMs ?? 60_000 }),
+    /** sends a retry whose call another replica holds to that replica (replica-forward.ts) */
+    private readonly forwarder?: RetryForwarder,
   ) {}
 
   async handle(ctx: RequestContext, server: ServerDefinition, message: JsonObject, accept: { json: boolean; sse: boolean }): Promise<void> {
@@ -127,6 +130,12 @@ export class ModernEndpoint {
     const name = typeof params.name === 'string' ? params.name : typeof params.uri === 'string' ? params.uri : '';
     const principal = principalOf(ctx.identity);
     if (params.requestState !== undefined) {
+      // a call another replica holds is continued there
+      const holder = this.bridge.holderOf(params.requestState);
+      if (holder !== undefined && this.forwarder) {
+        await this.forwarder.forward(ctx, server.name, holder, message.id);
+        return;
+      }
       const call = this.bridge.resume(params.requestState, principal, server.name, method, name);
       if (typeof call === 'string') {
         sendJson(res, 200, errorResponse(message.id, INVALID_REQUEST, `Invalid Request: ${call}`));

@@ -112,6 +112,23 @@ export class MrtrBridge {
     return call;
   }
 
+  /**
+   * The replica a state names, when it is another one: read without checking the signature (only the
+   * holder can), to know where to forward the retry; the holder then checks it in full.
+   */
+  holderOf(state: unknown): string | undefined {
+    if (typeof state !== 'string') return undefined;
+    const dot = state.indexOf('.');
+    if (dot <= 0) return undefined;
+    try {
+      const claims = JSON.parse(Buffer.from(state.slice(0, dot), 'base64url').toString('utf8')) as Partial<RequestStateClaims>;
+      const r = claims?.r;
+      return typeof r === 'string' && r !== '' && r !== this.options.replicaId ? r : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   park(call: ModernCall): void {
     this.waiting.set(call.waitId, call);
   }

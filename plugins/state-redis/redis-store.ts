@@ -133,6 +133,11 @@ export class RedisStateStore implements PendingStateStore {
     client.disconnect();
   }
 
+  /** Runs `fn` on the connection; failures become FMCP_ERR_STATE_STORE errors that say `what` could not be done. */
+  command<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+    return this.run(what, fn);
+  }
+
   private keyOf(key: string): string {
     return `${this.settings.prefix}pending:${key}`;
   }

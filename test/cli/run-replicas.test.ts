@@ -25,6 +25,9 @@ describe('cli: fluidmcp run --state-store, --replica-id, --metrics', function ()
     ['a store that is not Redis', ['--state-store', 'http://cache:6379'], 'fluidmcp: --state-store must be redis://host:port/db, rediss://host:port/db or memory, got "http://cache:6379" (see fluidmcp --help)'],
     ['a store URL without a host, hiding its password', ['--state-store', 'redis://:pw-s3cret@/0'], 'fluidmcp: --state-store must be redis://host:port/db, rediss://host:port/db or memory, got "redis://:***@/0" (see fluidmcp --help)'],
     ['a replica id with a dot', ['--replica-id', 'gw.1'], 'fluidmcp: --replica-id must be 1-32 letters, digits, "-" or "_" (it starts every session id), got "gw.1" (see fluidmcp --help)'],
+    ['a replica URL that is not http(s)', ['--replica-id', 'gw1', '--replica-url', 'ftp://10.0.0.7'], 'fluidmcp: --replica-url must be an http(s) URL such as http://10.0.0.7:8101, got "ftp://10.0.0.7"'],
+    ['a replica URL without a replica id', ['--replica-url', 'http://10.0.0.7:8101'], 'fluidmcp: --replica-url needs --replica-id: it is where the other replicas reach this one'],
+    ['a replica URL without a shared store', ['--replica-id', 'gw1', '--replica-url', 'http://10.0.0.7:8101'], 'fluidmcp: --replica-url needs a shared store (--state-store redis://host:port/db): replicas find each other there'],
   ];
   for (const [what, args, line] of cases) {
     it(`refuses ${what} with exit code 2 and one line`, async () => {

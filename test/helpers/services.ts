@@ -182,7 +182,8 @@ export interface NginxReplica {
  * any replica; a request whose `Mcp-Session-Id` (or legacy `?sessionId=`) starts with a replica's id goes
  * to that replica. Every path nginx writes is inside `dir`.
  */
-export function nginxConfig(dir: string, listenPort: number, replicas: readonly NginxReplica[], user?: string): string {
+export function nginxConfig(dir: string, listenPort: number, replicas: readonly NginxReplica[], user?: string, options: { sticky?: boolean } = {}): string {
+  const sticky = options.sticky ?? true;
   const upstream = (name: string, ports: number[]): string =>
     [`  upstream ${name} {`, ...ports.map((p) => `    server 127.0.0.1:${p} max_fails=0;`), '    keepalive 16;', '  }'].join('\n');
   return `${user ? `user ${user};\n` : ''}daemon off;
@@ -201,20 +202,20 @@ http {
   scgi_temp_path ${dir}/scgi;
 
 ${upstream('fluidmcp', replicas.map((r) => r.port))}
-${replicas.map((r) => upstream(`fluidmcp_${r.id}`, [r.port])).join('\n')}
+${sticky ? `${replicas.map((r) => upstream(`fluidmcp_${r.id}`, [r.port])).join('\n')}
 
   # a session belongs to the replica that created it: its id starts with that replica's id
   map "$http_mcp_session_id$arg_sessionId" $fluidmcp_upstream {
     default fluidmcp;
 ${replicas.map((r) => `    "~^${r.id}\\." fluidmcp_${r.id};`).join('\n')}
   }
-
+` : ''}
   server {
     listen 127.0.0.1:${listenPort};
     # each replica counts its own figures: Prometheus scrapes every replica directly, never through here
     location = /metrics { return 404; }
     location / {
-      proxy_pass http://$fluidmcp_upstream;
+      proxy_pass http://${sticky ? '$fluidmcp_upstream' : 'fluidmcp'};
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
@@ -240,12 +241,13 @@ export interface NginxServer {
 }
 
 /** Starts nginx in the foreground with the configuration above; resolves once it answers on its port. */
-export async function startNginx(replicas: readonly NginxReplica[], options: { port?: number } = {}, binary = findBinary('nginx')): Promise<NginxServer> {
+/** `sticky: false`: plain round-robin over the replicas, without the session map. */
+export async function startNginx(replicas: readonly NginxReplica[], options: { port?: number; sticky?: boolean } = {}, binary = findBinary('nginx')): Promise<NginxServer> {
   if (!binary) throw new Error('nginx is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'fmcp-nginx-'));
   const port = options.port ?? (await freePort());
   // as root, workers would run as nobody and could not write to the temporary folder
-  const config = nginxConfig(dir, port, replicas, process.getuid?.() === 0 ? 'root' : undefined);
+  const config = nginxConfig(dir, port, replicas, process.getuid?.() === 0 ? 'root' : undefined, { sticky: options.sticky });
   const file = join(dir, 'nginx.conf');
   writeFileSync(file, config);
   // -e: nginx opens its compiled-in error log before reading the config, unless told another one

@@ -14,6 +14,6 @@ describe('replicas: docs/deploy.md', () => {
   });
 
   it('documents every option the replicas are started with', () => {
-    for (const option of ['--state-store', '--replica-id', '--metrics', '--public-url', '--allowed-host', '"stateStore"']) expect(doc).to.contain(option);
+    for (const option of ['--state-store', '--replica-id', '--metrics', '--public-url', '--allowed-host', '--replica-url', '"stateStore"']) expect(doc).to.contain(option);
   });
 });
