@@ -9,6 +9,7 @@ import {
   SERVER_UNAVAILABLE,
 } from './jsonrpc.js';
 import type { CallSink, SessionLike } from './call-sink.js';
+import { toLegacyResult } from './modern-era.js';
 import { routeServerNotification, isBroadcast, routeServerRequest, type RoutingScope } from './server-requests.js';
 
 interface PendingCall {
@@ -376,6 +377,7 @@ export class ServerInstance {
     this.pending.delete(id);
     if (call.started >= 0) this.completed(call, message.error === undefined);
     message.id = call.clientId;
+    if (!call.sink.modern) toLegacyResult(message);
     deliver(call.sink, message, this.options.log);
   }
 
