@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { pino } from 'pino';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { proxyJsonRpc, transportSse, transportStdio } from '../../../index.js';
 import { clientAddress } from '../../../plugins/proxy-jsonrpc/session-limits.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
@@ -165,6 +167,21 @@ describe('proxy-jsonrpc: the session limit never ends a session in use for a new
       expect(await echo(gw, third.id!, 'gone', '127.0.0.2')).to.equal(404);
       expect(await echo(gw, other, 'still', '127.0.0.2')).to.equal('still');
     } finally {
+      await gw.stop();
+    }
+  });
+
+  it('maxSessionsPerAddress counts legacy HTTP+SSE sessions too: the SDK client over /sse gets the error naming the limit', async () => {
+    const gw = await startGateway({ mini: mini() }, { plugins: [transportStdio(), proxyJsonRpc({ maxSessionsPerAddress: 1 }), transportSse()] });
+    const client = new Client({ name: 'sse', version: '1' });
+    try {
+      const held = await openConfirmed(gw);
+      let refused: Error | undefined;
+      await client.connect(new SSEClientTransport(new URL(gw.url('/mini/sse')))).catch((err: Error) => (refused = err));
+      expect(refused?.message).to.include('Too many sessions from 127.0.0.1: it holds 1 (proxy option maxSessionsPerAddress), all in use, so /mini/sse opened no new one');
+      expect(await echo(gw, held, 'held')).to.equal('held');
+    } finally {
+      await client.close();
       await gw.stop();
     }
   });
