@@ -217,8 +217,8 @@ export interface ClientChannel {
 }
 
 export interface ChannelBroker {
-  /** a long-lived channel: every message for it arrives through `onMessage` */
-  open(server: string, identity: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void): Promise<ClientChannel>;
+  /** a long-lived channel: every message for it arrives through `onMessage`; `address`: the client's network address, for per-address limits */
+  open(server: string, identity: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void, address?: string): Promise<ClientChannel>;
   /** one request: resolves with its response; notifications that belong to it go to `onNotification` */
   call(server: string, identity: Identity, request: JsonObject, onNotification?: (message: JsonObject) => void, signal?: AbortSignal): Promise<JsonObject>;
 }

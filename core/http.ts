@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkCodings, decodeBody } from './content-coding.js';
 import { errors, FluidError } from './errors.js';
 
 const HTML_SIGNIFICANT = /[<>&]/;
@@ -33,8 +34,19 @@ export function sendError(res: ServerResponse, error: FluidError, headers?: Reco
   sendJson(res, error.statusCode, { error: { code: error.code, message: error.message } }, headers);
 }
 
-/** Reads the whole body, refusing more than `limit` bytes (413) and a client that goes away. */
+/**
+ * Reads the whole body, refusing more than `limit` bytes (413) and a client that goes away. A body with a
+ * Content-Encoding is decoded (gzip, deflate, br; `limit` holds for the decoded size too), any other
+ * coding is 415: see content-coding.ts.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  if (req.headers['content-encoding'] === undefined) return readRawBody(req, limit);
+  const refused = checkCodings(req);
+  if (refused) return Promise.reject(refused);
+  return readRawBody(req, limit).then((body) => decodeBody(req, body, limit));
+}
+
+function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(errors.FMCP_ERR_BODY_TOO_LARGE(limit));

@@ -4,6 +4,8 @@ import type { JsonObject } from '../../core/index.js';
 export interface CallSink {
   /** the client session the call belongs to, if any */
   readonly session: SessionLike | undefined;
+  /** the call came from a 2026-07-28 client: its result keeps that era's fields (else they are removed, modern-era.ts toLegacyResult) */
+  readonly modern?: boolean;
   /** the final response, with the client's id restored; called exactly once */
   response(message: JsonObject): void;
   /** a notification caused by this call (progress, logging) */

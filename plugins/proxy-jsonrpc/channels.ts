@@ -2,6 +2,7 @@ import { errors, type ChannelBroker, type ClientChannel, type Identity, type Jso
 import type { Dispatcher } from './dispatcher.js';
 import { errorResponse, INVALID_REQUEST, kindOf, REQUEST_CANCELLED, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { CallSink } from './call-sink.js';
+import { clientAddress } from './session-limits.js';
 import type { Session } from './sessions.js';
 
 /** A call whose messages all go to one function (a channel session, or a single call's callbacks). */
@@ -35,7 +36,7 @@ class FunctionSink implements CallSink {
 export class Channels implements ChannelBroker {
   constructor(private readonly dispatcher: Dispatcher) {}
 
-  async open(serverName: string, opener: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void): Promise<ClientChannel> {
+  async open(serverName: string, opener: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void, address?: string): Promise<ClientChannel> {
     const server = this.dispatcher.server(serverName);
     const dispatcher = this.dispatcher;
     let session: Session | undefined;
@@ -54,7 +55,7 @@ export class Channels implements ChannelBroker {
           return;
         }
         if (kind === 'request' && message.method === 'initialize') {
-          dispatcher.initialize(server, identity, message, (m) => onMessage(m)).then(
+          dispatcher.initialize(server, identity, message, (m) => onMessage(m), clientAddress(address)).then(
             (opened) => {
               if (closed) {
                 dispatcher.endSession(opened.session);

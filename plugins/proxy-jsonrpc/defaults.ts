@@ -9,4 +9,10 @@ export const PROXY_DEFAULTS = {
   maxInstances: 32,
   /** a token's or session's process stops after this long without calls */
   instanceIdleMs: 10 * 60_000,
+  /** most Streamable HTTP and legacy SSE sessions at once (session-limits.ts) */
+  maxSessions: 10_000,
+  /** most sessions from one client address; 0: no limit (behind a reverse proxy every client has its address) */
+  maxSessionsPerAddress: 0,
+  /** at a session limit, a session without an open stream idle this long may be ended to make room */
+  sessionEvictIdleMs: 5 * 60_000,
 } as const;

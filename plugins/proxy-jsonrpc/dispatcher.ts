@@ -15,11 +15,11 @@ import type { CallSink } from './call-sink.js';
 import type { ServerInstance } from './server-instance.js';
 import { capabilitiesFor, needsOwnProcess } from './server-requests.js';
 import { interceptSessionState, releaseSessionState, restoreSessionState } from './session-state.js';
+import type { SessionLimitOptions } from './session-limits.js';
 import { newSessionId, Session, SessionStore } from './sessions.js';
 
-export interface DispatcherOptions extends PoolOptions {
+export interface DispatcherOptions extends PoolOptions, SessionLimitOptions {
   readonly sessionIdleMs: number;
-  readonly maxSessions: number;
   /** what every session id starts with (the replica's id and a dot, or nothing) */
   readonly sessionIdPrefix?: string;
 }
@@ -40,7 +40,7 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
     private readonly log: Logger,
   ) {
-    this.sessions = new SessionStore(options.sessionIdleMs, options.maxSessions, (s) => this.endSession(s));
+    this.sessions = new SessionStore(options.sessionIdleMs, options, (s) => this.endSession(s), log);
     this.pool = new InstancePool(transports, options, log, (_server, key) => ({
       sessions: () => this.sessions.ofInstance(key),
       broadcast: (message) => {
@@ -67,9 +67,13 @@ export class Dispatcher {
   /**
    * Answers initialize from the server's kept answer and opens a session. A session that declares
    * sampling, elicitation or roots gets a process of its own, so the server requests it receives are
-   * provably its own (see server-requests.ts).
+   * provably its own (see server-requests.ts). At the session limits, it ends an unconfirmed or idle
+   * session to make room, or throws a SessionLimitError (`address`: the client's, for the per-address limit).
    */
-  async initialize(server: ServerDefinition, identity: Identity, message: JsonObject, channel?: (m: JsonObject) => void): Promise<{ session: Session; response: JsonObject }> {
+  async initialize(server: ServerDefinition, identity: Identity, message: JsonObject, channel?: (m: JsonObject) => void, address?: string): Promise<{ session: Session; response: JsonObject }> {
+    const where = `/${server.name}/${channel ? 'sse' : 'mcp'}`;
+    // refused before any process starts for it; checked again when it is added (others may have come meanwhile)
+    this.sessions.makeRoom(address, where);
     const params = isObject(message.params) ? message.params : {};
     const capabilities = isObject(params.capabilities) ? params.capabilities : {};
     const ownProcess = server.entry.isolation === 'session' || needsOwnProcess(capabilities);
@@ -86,8 +90,13 @@ export class Dispatcher {
       throw err;
     }
     const version = negotiateVersion(params.protocolVersion, instance.serverVersion);
-    const session = new Session(id, server, identity, version, key, capabilities, ownProcess, channel);
-    this.sessions.add(session);
+    const session = new Session(id, server, identity, version, key, capabilities, ownProcess, channel, address);
+    try {
+      this.sessions.add(session, where);
+    } catch (err) {
+      if (ownProcess) void this.pool.release(key);
+      throw err;
+    }
     const response: JsonObject = { jsonrpc: '2.0', id: message.id, result: { ...instance.initResult, protocolVersion: version } };
     return { session, response };
   }
@@ -98,6 +107,7 @@ export class Dispatcher {
    */
   touch(session: Session, identity: Identity): void {
     session.lastSeen = Date.now();
+    if (!session.confirmed) this.sessions.confirm(session);
     if (identity.key === session.identity.key) return;
     session.identity = identity;
     if (!session.ownProcess) this.sessions.move(session, InstancePool.keyOf(session.server, identity));
@@ -137,6 +147,7 @@ export class Dispatcher {
   response(session: Session | undefined, message: JsonObject): void {
     if (!session) return;
     session.lastSeen = Date.now();
+    if (!session.confirmed) this.sessions.confirm(session);
     const instance = this.pool.peek(session.instanceKey);
     if (!instance?.answer(message.id, message, session)) {
       this.log.debug({ server: session.server.name }, 'dropped a client response to an unknown server request');

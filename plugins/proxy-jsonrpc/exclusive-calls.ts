@@ -105,6 +105,7 @@ export class ExclusiveCalls {
 function releasing(sink: CallSink, release: () => void): CallSink {
   const wrapped: CallSink = {
     session: sink.session,
+    modern: sink.modern,
     response: (message) => {
       release();
       sink.response(message);

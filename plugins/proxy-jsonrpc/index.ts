@@ -28,8 +28,16 @@ export interface ProxyOptions {
   sessionIdleMs?: number;
   /** on stop, how long calls in flight may finish before they get an error (default 3 s) */
   drainMs?: number;
-  /** most sessions at once; beyond, the least recently seen ends (default 10,000) */
+  /**
+   * most sessions at once (default 10000). At the limit a new session ends the oldest one that never
+   * confirmed its handshake, else the one idle longest past `sessionEvictIdleMs`; when every session is
+   * in use, its initialize gets 503 with Retry-After
+   */
   maxSessions?: number;
+  /** most sessions from one client address, IPv6 by /64, the same way but 429 (default 0: no limit; behind a reverse proxy all clients share its address) */
+  maxSessionsPerAddress?: number;
+  /** at a session limit, a session without an open stream idle this long may be ended for a new one (default 5 min) */
+  sessionEvictIdleMs?: number;
   /** protocol 2026-07-28: `ttlMs` on cacheable results of servers without auth (default 0; servers with auth get 0 and "private") */
   cacheTtlMs?: number;
   /** protocol 2026-07-28: how long a call bridged to MRTR waits for the client's retry (default: callTimeoutMs) */
@@ -63,7 +71,9 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
           instanceIdleMs: options.instanceIdleMs ?? PROXY_DEFAULTS.instanceIdleMs,
           retryFailedAfterMs: options.retryFailedAfterMs ?? 30_000,
           sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
-          maxSessions: options.maxSessions ?? 10_000,
+          maxSessions: options.maxSessions ?? PROXY_DEFAULTS.maxSessions,
+          maxSessionsPerAddress: options.maxSessionsPerAddress ?? PROXY_DEFAULTS.maxSessionsPerAddress,
+          evictIdleMs: options.sessionEvictIdleMs ?? PROXY_DEFAULTS.sessionEvictIdleMs,
           clientInfo: { name: 'fluidmcp', version: '0.1.0' },
           events: api.events,
           sessionIdPrefix: api.kernel.options.replicaId ? `${api.kernel.options.replicaId}.` : '',

@@ -169,6 +169,28 @@ export function decorateResult(method: string, response: JsonObject, decoration:
   return { ...response, result };
 }
 
+/** The `_meta` keys 2026-07-28 added (a 2025 era key such as `io.modelcontextprotocol/related-task` stays). */
+const MODERN_META_KEYS = [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_SERVER_INFO, META_LOG_LEVEL, META_SUBSCRIPTION_ID];
+
+/**
+ * A response for a 2025-era client: a server that speaks 2026-07-28 (a modern remote) answers with
+ * `resultType`, caching hints and modern `_meta` keys that the client's protocol does not have. Changes
+ * `response` in place; caching hints go only from a result that had `resultType` (a modern one).
+ */
+export function toLegacyResult(response: JsonObject): void {
+  const result = response.result;
+  if (!isObject(result)) return;
+  if (result.resultType !== undefined) {
+    delete result.resultType;
+    delete result.ttlMs;
+    delete result.cacheScope;
+  }
+  const meta = result._meta;
+  if (!isObject(meta)) return;
+  for (const key of MODERN_META_KEYS) delete meta[key];
+  if (Object.keys(meta).length === 0) delete result._meta;
+}
+
 /** Log levels in increasing severity (RFC 5424 names, as MCP uses them). */
 const LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 

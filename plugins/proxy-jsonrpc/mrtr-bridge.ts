@@ -171,6 +171,7 @@ function capabilityFor(request: JsonObject): { key: string; allowed: (caps: Json
 /** The sink of one modern call to a server; see the file comment. */
 export class ModernCall implements CallSink {
   readonly session = undefined;
+  readonly modern = true;
   readonly waitId = randomBytes(12).toString('base64url');
   /** cancels the upstream call */
   cancelUpstream: (reason: string) => void = () => undefined;

@@ -1,15 +1,14 @@
 import type { EventBus, JsonObject, Logger, Upstream, UpstreamStatus } from '../../core/index.js';
 import {
   errorResponse,
-  INTERNAL_ERROR,
   isObject,
   LATEST_VERSION,
-  METHOD_NOT_FOUND,
   REQUEST_TIMEOUT,
   SERVER_UNAVAILABLE,
 } from './jsonrpc.js';
 import type { CallSink, SessionLike } from './call-sink.js';
-import { routeServerNotification, isBroadcast, routeServerRequest, type RoutingScope } from './server-requests.js';
+import { toLegacyResult } from './modern-era.js';
+import { ServerInitiated } from './server-initiated.js';
 
 interface PendingCall {
   /** false while it waits in the queue of a starting server */
@@ -20,11 +19,6 @@ interface PendingCall {
   readonly progressToken: unknown;
   /** performance.now() when sent, or -1 when nobody listens to call.completed */
   readonly started: number;
-}
-
-interface ServerRequest {
-  readonly serverId: unknown;
-  readonly session: SessionLike;
 }
 
 export interface InstanceOptions {
@@ -69,8 +63,8 @@ export class ServerInstance {
 
   private nextId = 1;
   private readonly pending = new Map<number, PendingCall>();
-  private readonly serverRequests = new Map<string, ServerRequest>();
-  private nextServerRequest = 1;
+  /** what the server sends on its own: its requests to clients, its notifications */
+  private readonly initiated: ServerInitiated;
   private queue: (() => void)[] = [];
   private handshakeId = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
@@ -83,7 +77,16 @@ export class ServerInstance {
   /** the transport said it would try again after its last failure */
   private willRetry = false;
 
-  constructor(private readonly options: InstanceOptions) {}
+  constructor(private readonly options: InstanceOptions) {
+    this.initiated = new ServerInitiated({
+      name: options.name,
+      log: options.log,
+      pending: this.pending,
+      sessions: options.sessions,
+      broadcast: options.broadcast,
+      send: (message) => this.sendQuietly(message),
+    });
+  }
 
   get inFlight(): number {
     return this.pending.size;
@@ -191,25 +194,12 @@ export class ServerInstance {
 
   /** A client's answer to a server request: restores the server's id. False when the request is unknown. */
   answer(gatewayId: unknown, message: JsonObject, session: SessionLike): boolean {
-    if (typeof gatewayId !== 'string') return false;
-    const req = this.serverRequests.get(gatewayId);
-    if (!req || req.session !== session) return false;
-    this.serverRequests.delete(gatewayId);
-    session.serverRequests.delete(gatewayId);
-    message.id = req.serverId;
-    this.sendQuietly(message);
-    return true;
+    return this.initiated.answer(gatewayId, message, session);
   }
 
-  /** A session ended: answer the server requests it still held. */
+  /** A session ended: answer the server requests it still held, and cancel its calls. */
   dropSession(session: SessionLike): void {
-    for (const gatewayId of session.serverRequests) {
-      const req = this.serverRequests.get(gatewayId);
-      if (!req) continue;
-      this.serverRequests.delete(gatewayId);
-      this.sendQuietly(errorResponse(req.serverId, INTERNAL_ERROR, 'The client session ended before it answered'));
-    }
-    session.serverRequests.clear();
+    this.initiated.dropSession(session);
     for (const [id, call] of this.pending) if (call.sink.session === session) this.cancel(id, 'client session ended');
   }
 
@@ -331,7 +321,7 @@ export class ServerInstance {
     this.state = failed ? 'failed' : 'down';
     const what = err.message.startsWith(`Server "${this.options.name}"`) ? err.message : `Server "${this.options.name}" stopped: ${err.message}`;
     this.failAll(failed ? what : `${what}; it is restarting, retry the call`);
-    this.serverRequests.clear();
+    this.initiated.clear();
     this.settled();
     if (failed) {
       const waiters = this.readyWaiters;
@@ -359,8 +349,8 @@ export class ServerInstance {
   private onServerMessage(message: JsonObject): void {
     const id = message.id;
     if (typeof message.method === 'string') {
-      if (id === undefined) this.onServerNotification(message);
-      else this.onServerRequest(message);
+      if (id === undefined) this.initiated.notification(message);
+      else this.initiated.request(message);
       return;
     }
     if (typeof id !== 'number') {
@@ -376,90 +366,8 @@ export class ServerInstance {
     this.pending.delete(id);
     if (call.started >= 0) this.completed(call, message.error === undefined);
     message.id = call.clientId;
+    if (!call.sink.modern) toLegacyResult(message);
     deliver(call.sink, message, this.options.log);
-  }
-
-  private onServerNotification(message: JsonObject): void {
-    const method = message.method as string;
-    if (method === 'notifications/progress') {
-      const params = message.params;
-      const token = isObject(params) ? params.progressToken : undefined;
-      const call = typeof token === 'number' ? this.pending.get(token) : undefined;
-      if (!call || !isObject(params)) return;
-      params.progressToken = call.progressToken;
-      call.sink.notification(message);
-      return;
-    }
-    if (method === 'notifications/cancelled') {
-      // the server gave up on one of its own requests
-      const params = message.params;
-      if (isObject(params)) {
-        for (const [gatewayId, req] of this.serverRequests) {
-          if (req.serverId === params.requestId) {
-            this.serverRequests.delete(gatewayId);
-            req.session.serverRequests.delete(gatewayId);
-            req.session.push({ ...message, params: { ...params, requestId: gatewayId } });
-          }
-        }
-      }
-      return;
-    }
-    if (isBroadcast(method)) this.options.broadcast?.(message);
-    for (const target of routeServerNotification(message, this.scope)) {
-      if (target.call) target.call.notification(message);
-      else target.session.push(message);
-    }
-  }
-
-  /** What the routing of server-initiated messages needs to know about this instance. */
-  private get scope(): RoutingScope {
-    const pending = this.pending;
-    return { calls: { *[Symbol.iterator]() { for (const call of pending.values()) yield call.sink; } }, sessions: this.options.sessions };
-  }
-
-  private onServerRequest(message: JsonObject): void {
-    if (message.method === 'ping') {
-      this.sendQuietly({ jsonrpc: '2.0', id: message.id, result: {} });
-      return;
-    }
-    const serverId = message.id;
-    if (this.bridgeServerRequest(message, serverId)) return;
-    const gatewayId = `fmcp-${this.nextServerRequest++}`;
-    const routed: JsonObject = { ...message, id: gatewayId };
-    const route = routeServerRequest(message, this.scope);
-    if (!route.session) {
-      this.options.log.info({ server: this.options.name, method: message.method }, route.refusal);
-      this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, route.refusal));
-      return;
-    }
-    const session = route.session;
-    this.serverRequests.set(gatewayId, { serverId, session });
-    session.serverRequests.add(gatewayId);
-    // on the stream of a call of that session, else on the session's own stream
-    for (const call of route.calls) if (call.request(routed)) return;
-    if (session.push(routed)) return;
-    this.serverRequests.delete(gatewayId);
-    session.serverRequests.delete(gatewayId);
-    this.sendQuietly(errorResponse(serverId, METHOD_NOT_FOUND, `The client session that caused ${String(message.method)} has no open stream to receive it`));
-  }
-
-  /**
-   * Hook point: the oldest call that could carry a server request takes it itself when its sink can; a
-   * call whose client could not answer it is passed over, and refuses it only when no other call could.
-   */
-  private bridgeServerRequest(message: JsonObject, serverId: unknown): boolean {
-    const answer = (response: JsonObject) => this.sendQuietly({ ...response, jsonrpc: '2.0', id: serverId });
-    let refuser: CallSink | undefined;
-    for (const call of this.pending.values()) {
-      const sink = call.sink;
-      if (sink.takeServerRequest) {
-        if (sink.canAnswer?.(message) ?? true) return sink.takeServerRequest(message, answer);
-        refuser ??= sink;
-        continue;
-      }
-      if (sink.session) return false;
-    }
-    return refuser ? refuser.takeServerRequest!(message, answer) : false;
   }
 
   private ensureSweep(): void {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { jsonText, type EventStream, type Identity, type JsonObject, type ServerDefinition } from '../../core/index.js';
+import { jsonText, type EventStream, type Identity, type JsonObject, type Logger, type ServerDefinition } from '../../core/index.js';
 import type { SessionLike } from './call-sink.js';
+import { SessionLimits, type SessionLimitOptions } from './session-limits.js';
 
 /** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
 export const newSessionId = (prefix = ''): string => prefix + randomBytes(16).toString('hex');
@@ -11,6 +12,8 @@ export class Session implements SessionLike {
   logLevel: string | undefined;
   lastSeen = Date.now();
   stream: EventStream | undefined;
+  /** the client sent something after initialize (notifications/initialized, a call): see session-limits.ts */
+  confirmed = false;
 
   constructor(
     readonly id: string,
@@ -26,6 +29,8 @@ export class Session implements SessionLike {
     readonly ownProcess: boolean,
     /** set for channel sessions: every message for the client goes here */
     readonly channel?: (message: JsonObject) => void,
+    /** the client's address as the per-address limit counts it, when known */
+    readonly address?: string,
   ) {}
 
   push(message: JsonObject): boolean {
@@ -43,25 +48,43 @@ export class Session implements SessionLike {
 export class SessionStore {
   private readonly byId = new Map<string, Session>();
   private readonly byInstance = new Map<string, Set<Session>>();
+  private readonly limits: SessionLimits;
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly idleMs: number,
-    private readonly maxSessions: number,
+    limits: SessionLimitOptions,
     private readonly onExpire: (session: Session) => void,
-  ) {}
+    log: Logger,
+  ) {
+    this.limits = new SessionLimits(limits, onExpire, log);
+  }
 
   get size(): number {
     return this.byId.size;
   }
 
-  add(session: Session): void {
-    if (this.byId.size >= this.maxSessions) this.evictOldest();
+  /**
+   * Makes room for a new session from `address` (ending an unconfirmed or idle one if it must), or throws
+   * the SessionLimitError to answer; `where` names the endpoint in that error.
+   */
+  makeRoom(address: string | undefined, where: string): void {
+    this.limits.makeRoom(this.byId.values(), this.byId.size, address, where);
+  }
+
+  add(session: Session, where: string): void {
+    this.makeRoom(session.address, where);
     this.byId.set(session.id, session);
+    this.limits.track(session);
     const set = this.byInstance.get(session.instanceKey) ?? new Set();
     set.add(session);
     this.byInstance.set(session.instanceKey, set);
     this.ensureSweep();
+  }
+
+  /** The client used the session after initialize: it is in use (never ended to make room unless idle). */
+  confirm(session: Session): void {
+    this.limits.confirm(session);
   }
 
   get(id: string): Session | undefined {
@@ -70,6 +93,7 @@ export class SessionStore {
 
   delete(session: Session): void {
     this.byId.delete(session.id);
+    this.limits.untrack(session);
     const set = this.byInstance.get(session.instanceKey);
     set?.delete(session);
     if (set?.size === 0) this.byInstance.delete(session.instanceKey);
@@ -101,12 +125,6 @@ export class SessionStore {
   stop(): void {
     clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
-  }
-
-  private evictOldest(): void {
-    let oldest: Session | undefined;
-    for (const s of this.byId.values()) if (!oldest || s.lastSeen < oldest.lastSeen) oldest = s;
-    if (oldest) this.onExpire(oldest);
   }
 
   private ensureSweep(): void {

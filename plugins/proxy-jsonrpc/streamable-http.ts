@@ -24,6 +24,7 @@ import {
 import type { ModernEndpoint } from './modern-endpoint.js';
 import { ALL_VERSIONS, isModernRequest, MODERN_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from './modern-era.js';
 import type { CallSink } from './call-sink.js';
+import { clientAddress, isSessionLimitError } from './session-limits.js';
 import type { Session } from './sessions.js';
 
 interface Accepts {
@@ -239,8 +240,13 @@ export class StreamableHttpEndpoint {
   private async initialize(ctx: RequestContext, server: ServerDefinition, request: JsonObject, accept: Accepts): Promise<void> {
     let opened: Awaited<ReturnType<Dispatcher['initialize']>>;
     try {
-      opened = await this.dispatcher.initialize(server, ctx.identity, request);
+      opened = await this.dispatcher.initialize(server, ctx.identity, request, undefined, clientAddress(ctx.req.socket.remoteAddress));
     } catch (err) {
+      if (isSessionLimitError(err)) {
+        const data = { limit: err.limit, retryAfterSeconds: err.retryAfterSeconds };
+        sendJson(ctx.res, err.statusCode, errorResponse(request.id, SERVER_UNAVAILABLE, err.message, data), err.headers);
+        return;
+      }
       sendJson(ctx.res, 200, errorResponse(request.id, SERVER_UNAVAILABLE, (err as Error).message));
       return;
     }

@@ -11,8 +11,9 @@ import {
   type UpstreamStatus,
 } from '../../core/index.js';
 import { remoteHeaders } from './remote-config.js';
-import { backoff, describe, headerValue, isObject, isRequest, parseJson, readEvents, readPostAnswer, readText, snippet } from './http-body.js';
+import { backoff, describe, headerValue, isObject, isRequest, parseJson, readPostAnswer, readText, snippet } from './http-body.js';
 import { HttpSseConnection } from './http-sse-connection.js';
+import { ListenStream } from './listen-stream.js';
 import { discover, discoverRequest, initializeResult, modernHeaders, withEnvelope } from './modern-wire.js';
 import type { RemoteSettings } from './settings.js';
 
@@ -46,9 +47,7 @@ export class RemoteUpstream implements Upstream {
   /** initialize and notifications/initialized hold later messages back until they are sent */
   private gate: Promise<void> = Promise.resolve();
   private readonly inFlight = new Set<AbortController>();
-  private getStream: AbortController | undefined;
-  private getRetries = 0;
-  private lastEventId: string | undefined;
+  private listen: ListenStream | undefined;
   private legacy: HttpSseConnection | undefined;
   /** 2026-07-28: the POST of each request in flight, by its id, so notifications/cancelled can close it */
   private readonly modernCalls = new Map<unknown, AbortController>();
@@ -110,7 +109,7 @@ export class RemoteUpstream implements Upstream {
       this.gate = this.gate.then(run);
     } else if (msg.method === 'notifications/initialized') {
       // the GET stream lives on: it must not hold the gate
-      this.gate = this.gate.then(run).then(() => void this.openGetStream(gen));
+      this.gate = this.gate.then(run).then(() => this.openListenStream(gen));
     } else {
       void this.gate.then(run);
     }
@@ -122,7 +121,7 @@ export class RemoteUpstream implements Upstream {
     const wasLive = this.statusValue.state === 'up' || this.statusValue.state === 'starting';
     this.statusValue.state = 'stopped';
     clearTimeout(this.reconnectTimer);
-    this.getStream?.abort();
+    this.listen?.close();
     this.legacy?.close();
     for (const ac of this.inFlight) ac.abort();
     this.inFlight.clear();
@@ -314,49 +313,19 @@ export class RemoteUpstream implements Upstream {
 
   // ---- the server-to-client stream of Streamable HTTP ---------------------------------------------
 
-  private async openGetStream(gen: number): Promise<void> {
-    if (this.stopped || gen !== this.generation || this.mode !== 'streamable' || !this.sessionId || this.getStream) return;
+  private openListenStream(gen: number): void {
+    if (this.stopped || gen !== this.generation || this.mode !== 'streamable' || !this.sessionId || this.listen) return;
     const session = this.sessionId;
-    const ac = new AbortController();
-    this.getStream = ac;
-    const headers: Record<string, string> = { ...this.sessionHeaders(session), accept: 'text/event-stream' };
-    if (this.lastEventId !== undefined) headers['last-event-id'] = this.lastEventId;
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(this.url, { dispatcher: await this.agent(), method: 'GET', headers, signal: ac.signal, headersTimeout: this.settings.headersTimeoutMs, bodyTimeout: 0 });
-    } catch (err) {
-      this.getStream = undefined;
-      if (!ac.signal.aborted) this.lost(err as Error, gen);
-      return;
-    }
-    const status = res.statusCode;
-    const type = headerValue(res.headers['content-type']) ?? '';
-    if (status !== 200 || !type.startsWith('text/event-stream')) {
-      await res.body.dump().catch(() => undefined);
-      this.getStream = undefined;
-      if (status === 405) this.log.debug('the remote server offers no server-to-client stream (GET answered 405)');
-      else if (status === 404 || status === 400) this.sessionLost(new Error(`the remote server ${this.url.href} ended the session (GET answered HTTP ${status})`), gen);
-      else this.log.warn({ status }, 'the remote server refused the server-to-client stream; server requests and notifications outside calls will not arrive');
-      return;
-    }
-    let failure: unknown;
-    try {
-      await readEvents(res.body, this.settings.maxMessageBytes, (event) => {
-        if (event.id !== undefined) this.lastEventId = event.id;
-        this.getRetries = 0;
-        if (event.event !== undefined && event.event !== 'message') return;
-        const message = parseJson(event.data);
-        if (message) this.deliver(message, gen);
-      });
-    } catch (err) {
-      failure = err;
-    }
-    this.getStream = undefined;
-    if (ac.signal.aborted || this.stopped || gen !== this.generation) return;
-    // the stream dropped: the server may only have closed it, so reopen it before declaring a loss
-    const delay = backoff(this.settings.reconnect, this.getRetries++);
-    this.log.debug({ error: failure ? describe(failure) : 'ended', delay }, 'server-to-client stream dropped; reopening');
-    this.reconnectTimer = setTimeout(() => void this.openGetStream(gen), delay);
+    const stream: ListenStream = new ListenStream(this.url, this.agent, this.settings, this.log, () => this.sessionHeaders(session), {
+      message: (m) => this.deliver(m, gen),
+      lost: (err) => this.lost(err, gen),
+      sessionLost: (err) => this.sessionLost(err, gen),
+      ended: () => {
+        if (this.listen === stream) this.listen = undefined;
+      },
+    });
+    this.listen = stream;
+    void stream.open();
   }
 
   // ---- 2024-11-05 HTTP+SSE ------------------------------------------------------------------------
@@ -447,10 +416,8 @@ export class RemoteUpstream implements Upstream {
     this.generation++;
     this.sessionId = undefined;
     this.protocolVersion = undefined;
-    this.lastEventId = undefined;
-    this.getRetries = 0;
-    this.getStream?.abort();
-    this.getStream = undefined;
+    this.listen?.close();
+    this.listen = undefined;
     this.legacy?.close();
     this.legacy = undefined;
     this.modernCalls.clear();

@@ -183,6 +183,7 @@ export class SseClientRoutes {
         channelClosed = true;
         stream?.close('the server channel closed');
       },
+      ctx.req.socket.remoteAddress,
     );
     if (ctx.res.destroyed || channelClosed) {
       channel.close();

@@ -10,7 +10,18 @@ const all = (text: string, pattern: RegExp): number[] => [...text.matchAll(patte
 
 describe('proxy-jsonrpc defaults: one place, stated as they are', () => {
   it('has the defaults README promises: 32 processes per server, 10 idle minutes, 60 s call timeout', () => {
-    expect(PROXY_DEFAULTS).to.deep.equal({ callTimeoutMs: 60_000, maxInstances: 32, instanceIdleMs: 600_000 });
+    expect(PROXY_DEFAULTS).to.deep.include({ callTimeoutMs: 60_000, maxInstances: 32, instanceIdleMs: 600_000 });
+  });
+
+  it('has the session limits README states: 10000 sessions, idle 5 minutes before one may be ended, no per-address limit', () => {
+    expect(PROXY_DEFAULTS).to.deep.include({ maxSessions: 10_000, sessionEvictIdleMs: 300_000, maxSessionsPerAddress: 0 });
+    const readme = read('README.md');
+    expect(all(readme, /at most (\d+) sessions at once/g)).to.deep.equal([PROXY_DEFAULTS.maxSessions]);
+    expect(all(readme, /idle for (\d+) minutes without an open stream/g)).to.deep.equal([PROXY_DEFAULTS.sessionEvictIdleMs / 60_000]);
+    const source = read('plugins/proxy-jsonrpc/index.ts');
+    expect(source).to.include('maxSessions: options.maxSessions ?? PROXY_DEFAULTS.maxSessions,');
+    expect(source).to.include('evictIdleMs: options.sessionEvictIdleMs ?? PROXY_DEFAULTS.sessionEvictIdleMs,');
+    expect(source).to.include('maxSessionsPerAddress: options.maxSessionsPerAddress ?? PROXY_DEFAULTS.maxSessionsPerAddress,');
   });
 
   it('README.md states exactly PROXY_DEFAULTS', () => {

@@ -4,8 +4,8 @@ import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createKernel, transportHttp, type JsonObject, type Kernel, type ServerDefinition } from '../../../index.js';
 import type { RemoteUpstream } from '../../../plugins/transport-http/index.js';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { connectV2, MODERN } from '../../helpers/modern.js';
+import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { connectV2, MODERN, modernPost } from '../../helpers/modern.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { killAll, ListenerLog, startModernRemote } from './remote-servers.js';
 
@@ -109,6 +109,29 @@ describe('transport-http: a remote server that speaks 2026-07-28 is used in its 
       } finally {
         await client.close();
       }
+    });
+
+    it('answers 2025 clients without the 2026-07-28 result fields (resultType, _meta serverInfo), and modern clients with them', async () => {
+      type Rpc = { result: JsonObject };
+      const echo = { content: [{ type: 'text', text: 'modern remote echo: legacy' }] };
+      // a 2025-11-25 session
+      const init = await postJson(gw.url('/far/mcp'), { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+      const session = { 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+      expect(init.status, init.text).to.equal(200);
+      expect((await postJson(gw.url('/far/mcp'), { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).to.equal(202);
+      const call = await postJson(gw.url('/far/mcp'), { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'legacy' } } }, session);
+      expect((call.json as Rpc).result, call.text).to.deep.equal(echo);
+      const list = await postJson(gw.url('/far/mcp'), { jsonrpc: '2.0', id: 3, method: 'tools/list' }, session);
+      const listed = (list.json as Rpc).result;
+      expect(Object.keys(listed), list.text).to.deep.equal(['tools']);
+      // the handshake-free bare call is legacy too
+      const bare = await postJson(gw.url('/far/mcp'), { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'echo', arguments: { message: 'legacy' } } });
+      expect((bare.json as Rpc).result, bare.text).to.deep.equal(echo);
+      // the same server through a 2026-07-28 request keeps them
+      const modern = await modernPost(gw.url('/far/mcp'), 5, 'tools/call', { name: 'echo', arguments: { message: 'modern' } });
+      const result = (modern.json as Rpc).result;
+      expect(result.resultType, modern.text).to.equal('complete');
+      expect((result._meta as JsonObject)['io.modelcontextprotocol/serverInfo']).to.deep.equal({ name: 'modern-remote', version: '2.4.0-test' });
     });
 
     it('serves an SDK v2 client pinned to 2026-07-28 from the modern-only server', async () => {
