@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { binNodeFlags } from '../cli/bin-flags.js';
 import { measureChurn, measureStreaming, measureSteady, notMeasured, warmUp, type LoadOptions, type Measurement, type WorkloadName } from './load.js';
 import { formatProfile, newestProfile, summarizeCpuProfile, type ProfileSummary } from './profile.js';
 import { formatReport, groupRatios, modernRatios, ratios, summarize } from './report.js';
@@ -39,6 +41,8 @@ clients, or at --clients when given.
                        the ceiling of any gateway built on node:http on this machine
   --clients <list>     client counts of (a) (default 1,8,32,128; quick 1,32); of (e) and (f)
                        too when given (default 32)
+  --node-flags <s>     Node flags for the gateway processes instead of those of the fluidmcp
+                       bin's shebang (e.g. --node-flags="--max-semi-space-size=4"; "" for none): to compare
   --profile <dir>      run the gateway under node --cpu-prof into <dir> and print its hot functions
   --json               print machine-readable results instead of tables
   --help               this text`;
@@ -67,6 +71,8 @@ interface Plan {
   warmMs: number;
   json: boolean;
   profileDir?: string;
+  /** Node flags of the gateway processes instead of the bin's shebang flags */
+  nodeFlags?: string[];
   rounds: number;
   kinds: ClientKind[];
   check: boolean;
@@ -99,6 +105,7 @@ function planFrom(argv: string[]): Plan | undefined {
       targets: { type: 'string' },
       clients: { type: 'string' },
       profile: { type: 'string' },
+      'node-flags': { type: 'string' },
       rounds: { type: 'string' },
       client: { type: 'string' },
       check: { type: 'boolean', default: false },
@@ -146,6 +153,7 @@ function planFrom(argv: string[]): Plan | undefined {
     warmMs: quick ? 500 : 1000,
     json: values.json === true,
     profileDir: values.profile,
+    nodeFlags: values['node-flags'] !== undefined ? values['node-flags'].split(/\s+/).filter((f) => f !== '') : undefined,
     rounds,
     kinds,
     check,
@@ -245,7 +253,7 @@ async function measureRounds(plan: Plan, rows: Measurement[]): Promise<void> {
   const needed = plan.targets.filter((t) => planned.some((p) => !p.targets || p.targets.includes(t)));
   if (auth && !needed.includes('gateway')) needed.push('gateway');
   for (const name of needed) {
-    const t = await start(name, { profileDir: name === 'gateway' ? plan.profileDir : undefined });
+    const t = await start(name, { profileDir: name === 'gateway' ? plan.profileDir : undefined, nodeFlags: plan.nodeFlags });
     if (typeof t === 'string') {
       for (let round = 1; round <= plan.rounds; round++) for (const p of planned) if (!p.targets || p.targets.includes(name)) record(notMeasured(p.workload, name, p.clients, 'failed', t), round);
       continue;
@@ -259,7 +267,7 @@ async function measureRounds(plan: Plan, rows: Measurement[]): Promise<void> {
   // the group workload has a gateway of its own: two server-everything members and the group of both
   let groupTarget: RunningTarget | undefined;
   if (group) {
-    const t = await start('gateway', { group: true });
+    const t = await start('gateway', { group: true, nodeFlags: plan.nodeFlags });
     if (typeof t === 'string') {
       for (let round = 1; round <= plan.rounds; round++) for (const c of plan.groupClients) for (const side of ['member', 'group']) record(notMeasured('group', side, c, 'failed', t), round);
     } else {
@@ -274,7 +282,7 @@ async function measureRounds(plan: Plan, rows: Measurement[]): Promise<void> {
   const authLabel = `gateway, ${AUTH_TOKENS} tokens`;
   let authTarget: RunningTarget | undefined;
   if (auth) {
-    const t = await start('gateway', { auth: true, probeToken: tokens[0] });
+    const t = await start('gateway', { auth: true, probeToken: tokens[0], nodeFlags: plan.nodeFlags });
     if (typeof t === 'string') record(notMeasured('auth', authLabel, AUTH_TOKENS, 'n/a', `the gateway refused the auth config or the call: ${t}`), 1);
     else authTarget = t;
   }
@@ -347,12 +355,12 @@ async function main(): Promise<number> {
     if (file) profile = summarizeCpuProfile(file, repoRoot, 10);
   }
   const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30) };
-  const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; ${plan.rounds} interleaved rounds of ${(plan.load.durationMs / 1000).toFixed(1)} s windows; whole run ${seconds.toFixed(0)} s`;
+  const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; gateway node flags: ${(plan.nodeFlags ?? binNodeFlags(join(repoRoot, 'dist', 'cli', 'main.js'))).join(' ') || 'none'}; ${plan.rounds} interleaved rounds of ${(plan.load.durationMs / 1000).toFixed(1)} s windows; whole run ${seconds.toFixed(0)} s`;
   const report = formatReport(rows, header, plan.kinds, { steady: plan.workloads.has('steady'), group: plan.workloads.has('group') && plan.targets.includes('gateway') });
   if (plan.json) {
     const summaries = summarize(rows);
     const rs = ratios(rows);
-    const result = { machine, rounds: plan.rounds, clientKinds: plan.kinds, durationMs: plan.load.durationMs, elapsedSeconds: seconds, summaries, ratios: rs, modernRatios: modernRatios(rows), groupRatios: groupRatios(rows), goals: report.goals, measurements: rows, profile };
+    const result = { machine, gatewayNodeFlags: plan.nodeFlags ?? binNodeFlags(join(repoRoot, 'dist', 'cli', 'main.js')), rounds: plan.rounds, clientKinds: plan.kinds, durationMs: plan.load.durationMs, elapsedSeconds: seconds, summaries, ratios: rs, modernRatios: modernRatios(rows), groupRatios: groupRatios(rows), goals: report.goals, measurements: rows, profile };
     process.stdout.write(`${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? null : String(v)) : v), 2)}\n`);
   } else {
     process.stdout.write(`${report.text}\n`);

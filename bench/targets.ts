@@ -53,6 +53,8 @@ export interface RunningTarget {
 export interface TargetOptions {
   /** a `--cpu-prof-dir` for the gateway process */
   profileDir?: string;
+  /** Node flags instead of the bin's shebang flags */
+  nodeFlags?: string[];
   /** the config's server gets an oauth2/pkce auth block */
   auth?: boolean;
   /** the Bearer token of the readiness probe (with `auth`) */
@@ -323,7 +325,7 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
   const groups = options.group ? { groups: { [GROUP.name]: { servers: [...GROUP.members] } } } : {};
   writeFileSync(config, JSON.stringify({ mcpServers: servers, ...groups }));
   // start it as the `fluidmcp` bin would: with the Node flags of its shebang line
-  const nodeArgs = [...binNodeFlags(cliPath), ...(options.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [])];
+  const nodeArgs = [...(options.nodeFlags ?? binNodeFlags(cliPath)), ...(options.profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [])];
   return startHttpTarget(
     'gateway',
     process.execPath,
@@ -331,7 +333,8 @@ async function startGateway(options: TargetOptions): Promise<RunningTarget> {
     `/${SERVER_NAME}/mcp`,
     `/${SERVER_NAME}/sse`,
     {
-      env: options.auth ? { BENCH_CLIENT_ID: 'fluidmcp-bench' } : {},
+      // given flags are the whole set: no relaunch to add the bin's
+      env: { ...(options.auth ? { BENCH_CLIENT_ID: 'fluidmcp-bench' } : {}), ...(options.nodeFlags ? { FMCP_NODE_FLAGS: 'off' } : {}) },
       readyText: 'gateway ready at',
       probeToken: options.auth ? (options.probeToken ?? 'fluidmcp-bench-probe') : undefined,
       groupPath: options.group ? `/${GROUP.name}/mcp` : undefined,
