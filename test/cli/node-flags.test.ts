@@ -48,20 +48,20 @@ describe('cli: the gateway\'s Node flags without the shebang', function () {
   after(() => tree.remove());
 
   it('missingNodeFlags: a flag given on the command line or in NODE_OPTIONS (either spelling) is not missing', () => {
-    expect(missingNodeFlags([], '')).to.deep.equal(['--max-semi-space-size=1']);
-    expect(missingNodeFlags(['--max-semi-space-size=1'], '')).to.deep.equal([]);
-    expect(missingNodeFlags(['--max-semi-space-size=4'], '')).to.deep.equal([]);
-    expect(missingNodeFlags([], '--max_semi_space_size=2 --inspect')).to.deep.equal([]);
-    expect(missingNodeFlags(['--max-old-space-size=200'], '--trace-warnings')).to.deep.equal(['--max-semi-space-size=1']);
+    expect(missingNodeFlags([], '')).to.deep.equal(['--max-semi-space-size=4', '--heap-growing-percent=50']);
+    expect(missingNodeFlags(['--max-semi-space-size=4', '--heap-growing-percent=50'], '')).to.deep.equal([]);
+    expect(missingNodeFlags(['--max-semi-space-size=1'], '')).to.deep.equal(['--heap-growing-percent=50']);
+    expect(missingNodeFlags([], '--max_semi_space_size=2 --heap_growing_percent=20 --inspect')).to.deep.equal([]);
+    expect(missingNodeFlags(['--max-old-space-size=200'], '--trace-warnings')).to.deep.equal(['--max-semi-space-size=4', '--heap-growing-percent=50']);
   });
 
-  it('run --start-server under plain node serves from a child with --max-semi-space-size=1, and SIGTERM to the launcher stops both with exit 0', async () => {
+  it('run --start-server under plain node serves from a child with the gateway Node flags, and SIGTERM to the launcher stops both with exit 0', async () => {
     const cli = start();
     await cli.ready();
     const child = gatewayChild(cli);
     expect(child, `children of ${cli.pid}: ${childrenOf(cli.pid).map((p) => cmdline(p).join(' ')).join(' | ')}`).to.be.a('number');
-    expect(cmdline(child!)[1]).to.equal('--max-semi-space-size=1');
-    expect(cmdline(cli.pid)).to.not.include('--max-semi-space-size=1');
+    expect(cmdline(child!).slice(1, 3)).to.deep.equal(['--max-semi-space-size=4', '--heap-growing-percent=50']);
+    expect(cmdline(cli.pid)).to.not.include('--max-semi-space-size=4');
     const result = await cli.stop('SIGTERM');
     expect(result.code).to.equal(0);
     expect(result.stdout).to.contain('FluidMCP gateway ready at');
