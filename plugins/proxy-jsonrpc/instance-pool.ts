@@ -185,7 +185,7 @@ export class InstancePool {
       this.warn(group, server, holds, raise);
       if (soonest === Infinity) soonest = this.options.instanceEvictIdleMs;
       const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(soonest / 1000)));
-      const message = `Server "${server.name}" has ${busy}, each serving a session or caller active in the last ${this.options.instanceEvictIdleMs / 1000} s, so no process was started for this one: retry after the time in Retry-After, or raise ${raise}`;
+      const message = `Server "${server.name}" has ${busy}, each with a call in flight, an open stream or a message in the last ${this.options.instanceEvictIdleMs / 1000} s, so no process was started for this one: retry after the time in Retry-After, or raise ${raise}`;
       throw Object.assign(errors.FMCP_ERR_INSTANCE_LIMIT(message), { headers: { 'retry-after': String(retryAfterSeconds) }, limit: max, retryAfterSeconds });
     }
     counts.evicted++;

@@ -80,7 +80,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
       error: {
         code: -32000,
         message:
-          'Server "counter" has 2 processes busy (limit: proxy option maxInstances), each serving a session or caller active in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise maxInstances',
+          'Server "counter" has 2 processes busy (limit: proxy option maxInstances), each with a call in flight, an open stream or a message in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise maxInstances',
         data: { limit: 2, retryAfterSeconds: retryAfter },
       },
     });
@@ -137,7 +137,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     expect(refused.status).to.equal(503);
     expect(Number(refused.headers.get('retry-after'))).to.be.within(1, 60);
     expect((refused.json as Rpc).error!.message).to.equal(
-      'Server "counter" has 2 processes busy (limit: proxy option maxInstances), each serving a session or caller active in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise maxInstances',
+      'Server "counter" has 2 processes busy (limit: proxy option maxInstances), each with a call in flight, an open stream or a message in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise maxInstances',
     );
     expect(await text('alice')).to.equal(`${pidOf(alice)}:2`);
     expect(await text('bob')).to.equal(`${pidOf(bob)}:2`);
