@@ -5,6 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { definePlugin, errors, proxyJsonRpc, transportSse, transportStdio, type ServerEntry } from '../../../index.js';
 import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { fixture } from '../../helpers/paths.js';
+import { modernPost } from '../../helpers/modern.js';
 import { until } from '../../helpers/request.js';
 
 /** A server that answers `count` with "<pid>:<calls so far>": its state lives in its process. */
@@ -139,6 +140,12 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     expect((refused.json as Rpc).error!.message).to.equal(
       'Server "counter" has 2 processes busy (limit: proxy option maxInstances), each with a call in flight, an open stream or a message in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise maxInstances',
     );
+    // a 2026-07-28 request (no session) is refused the same way
+    const modern = await modernPost(gw.url('/counter/mcp'), 7, 'tools/call', { name: 'count', arguments: {} }, { 'x-key': 'carol' });
+    expect(modern.status).to.equal(503);
+    expect(Number(modern.headers.get('retry-after'))).to.be.within(1, 60);
+    expect((modern.json as Rpc & { id: unknown }).id).to.equal(7);
+    expect((modern.json as Rpc).error!.message).to.equal((refused.json as Rpc).error!.message);
     expect(await text('alice')).to.equal(`${pidOf(alice)}:2`);
     expect(await text('bob')).to.equal(`${pidOf(bob)}:2`);
   });
