@@ -177,7 +177,7 @@ export class InstancePool {
       else if (!victim || last < victim.last) victim = { key, instance, last };
     }
     const busy = quota ? `${max} processes busy for its "${quota.name}" callers (their limit)` : `${max} processes busy (limit: proxy option maxInstances)`;
-    const raise = quota ? 'that limit' : 'maxInstances';
+    const raise = quota ? 'that limit (their auth strategy sets it, e.g. unverifiedProcesses)' : 'maxInstances';
     const holds = quota ? `its ${max} processes for "${quota.name}" callers` : `${max} processes (proxy option maxInstances)`;
     const counts = this.counts(group);
     if (!victim) {
