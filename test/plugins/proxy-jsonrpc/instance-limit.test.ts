@@ -128,6 +128,25 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     ]);
   });
 
+  it('an open GET stream keeps a process however idle: the new session is refused until the stream closes, then takes its place', async () => {
+    const gw = await start(isolated(), { maxInstances: 1, instanceEvictIdleMs: 0 });
+    const alice = await openRaw(gw);
+    expect(await countRaw(gw, alice)).to.match(/^\d+:1$/);
+    const ac = new AbortController();
+    const stream = await fetch(gw.url('/counter/mcp'), { headers: { accept: 'text/event-stream', 'mcp-session-id': alice, 'mcp-protocol-version': VERSION }, signal: ac.signal });
+    expect(stream.status).to.equal(200);
+    const refused = await postJson(gw.url('/counter/mcp'), initialize);
+    expect(refused.status).to.equal(503);
+    expect(refused.headers.get('retry-after')).to.equal('1');
+    ac.abort();
+    const bob = await until(async () => {
+      const res = await postJson(gw.url('/counter/mcp'), initialize);
+      return res.status === 200 ? res.headers.get('mcp-session-id')! : undefined;
+    }, 10_000, 'a new session once the stream closed');
+    expect(await countRaw(gw, bob)).to.match(/^\d+:1$/);
+    expect(await countRaw(gw, alice)).to.match(/^404 /);
+  });
+
   it('a process per token (auth): a new token\'s call gets 503 with Retry-After while the tokens in use keep their processes', async () => {
     const gw = await start(counter({ auth: { type: 'key' } }), { maxInstances: 2 });
     const call = (key: string) => postJson(gw.url('/counter/mcp'), countCall, { 'x-key': key });
