@@ -73,6 +73,7 @@ export const errors = {
   FMCP_ERR_SESSION_UNKNOWN: createError('FMCP_ERR_SESSION_UNKNOWN', 'Unknown session "%s" for %s: it ended or was never opened; %s', 404),
   FMCP_ERR_SESSION_LIMIT: createError('FMCP_ERR_SESSION_LIMIT', '%s', 503),
   FMCP_ERR_SESSION_LIMIT_ADDRESS: createError('FMCP_ERR_SESSION_LIMIT_ADDRESS', '%s', 429),
+  FMCP_ERR_INSTANCE_LIMIT: createError('FMCP_ERR_INSTANCE_LIMIT', '%s', 503),
   FMCP_ERR_UPSTREAM: createError('FMCP_ERR_UPSTREAM', 'Server "%s": %s', 502),
   FMCP_ERR_UPSTREAM_UNAVAILABLE: createError('FMCP_ERR_UPSTREAM_UNAVAILABLE', 'Server "%s" is unavailable: %s', 503),
   FMCP_ERR_STATE_STORE: createError('FMCP_ERR_STATE_STORE', 'The pending-state store is unavailable: %s', 503),

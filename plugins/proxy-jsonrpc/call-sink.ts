@@ -20,6 +20,11 @@ export interface CallSink {
   /** Optional, with takeServerRequest: whether this call's client could answer the request at all */
   canAnswer?(message: JsonObject): boolean;
   /**
+   * Optional: the call was refused before it reached a server (every process busy): answer `message` with
+   * this HTTP status and headers where the transport can, else as `response`
+   */
+  refused?(message: JsonObject, status: number, headers: Record<string, string>): void;
+  /**
    * the call ended without a response (cancelled by the client, its session ended): end what carries
    * it, so the client's request gets a definite end; `clientId` is the call's id as the client sent it
    */

@@ -9,6 +9,8 @@ export const PROXY_DEFAULTS = {
   maxInstances: 32,
   /** a token's or session's process stops after this long without calls */
   instanceIdleMs: 10 * 60_000,
+  /** at maxInstances, a process without calls in flight or open streams idle this long may be stopped for a new one */
+  instanceEvictIdleMs: 60_000,
   /** most Streamable HTTP and legacy SSE sessions at once (session-limits.ts) */
   maxSessions: 10_000,
   /** most sessions from one client address; 0: no limit (behind a reverse proxy every client has its address) */

@@ -9,7 +9,7 @@ import {
   type StrategyRegistry,
   type TransportFactory,
 } from '../../core/index.js';
-import { InstancePool, type PoolOptions } from './instance-pool.js';
+import { InstancePool, isInstanceLimitError, type PoolOptions } from './instance-pool.js';
 import { errorResponse, isObject, negotiateVersion, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { CallSink } from './call-sink.js';
 import type { ServerInstance } from './server-instance.js';
@@ -33,6 +33,8 @@ export class Dispatcher {
   readonly sessions: SessionStore;
   /** also told every broadcast notification of an instance (2026-07-28 `subscriptions/listen` streams) */
   readonly broadcastListeners = new Set<(instanceKey: string, message: JsonObject) => void>();
+  /** open streams without a session by instance key (2026-07-28 `subscriptions/listen`): their process is in use */
+  private readonly openStreams = new Map<string, number>();
 
   constructor(
     readonly catalog: ServerCatalog,
@@ -50,7 +52,35 @@ export class Dispatcher {
         const instance = this.pool.peek(key);
         if (instance) restoreSessionState(instance, this.sessions.ofInstance(key));
       },
-    }));
+    }), {
+      holdsStream: (key) => {
+        if (this.openStreams.has(key)) return true;
+        for (const s of this.sessions.boundTo(key) ?? []) if (s.channel || (s.stream && !s.stream.closed)) return true;
+        return false;
+      },
+      lastSeen: (key) => {
+        let last = 0;
+        for (const s of this.sessions.boundTo(key) ?? []) last = Math.max(last, s.lastSeen);
+        return last;
+      },
+      // the process is gone: its sessions end, so their clients get 404 and initialize again, never a silent new process
+      stopped: (key) => {
+        for (const s of this.sessions.ofInstance(key)) this.endSession(s);
+      },
+    });
+  }
+
+  /** A stream without a session holds the key's process in use until the returned function is called. */
+  holdStream(key: string): () => void {
+    this.openStreams.set(key, (this.openStreams.get(key) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = (this.openStreams.get(key) ?? 1) - 1;
+      if (left > 0) this.openStreams.set(key, left);
+      else this.openStreams.delete(key);
+    };
   }
 
   server(name: string): ServerDefinition {
@@ -120,7 +150,11 @@ export class Dispatcher {
     try {
       instance = this.instanceFor(server, identity, session);
     } catch (err) {
-      sink.response(errorResponse(message.id, SERVER_UNAVAILABLE, (err as Error).message));
+      if (isInstanceLimitError(err)) {
+        const answer = errorResponse(message.id, SERVER_UNAVAILABLE, err.message, { limit: err.limit, retryAfterSeconds: err.retryAfterSeconds });
+        if (sink.refused) sink.refused(answer, err.statusCode, err.headers);
+        else sink.response(answer);
+      } else sink.response(errorResponse(message.id, SERVER_UNAVAILABLE, (err as Error).message));
       return () => undefined;
     }
     if (session && interceptSessionState(instance, session, this.sessions.ofInstance(session.instanceKey), message, sink)) return () => undefined;

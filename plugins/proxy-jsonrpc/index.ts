@@ -22,6 +22,11 @@ export interface ProxyOptions {
   maxInstances?: number;
   /** a token's or session's process stops after this long without calls (default 10 min) */
   instanceIdleMs?: number;
+  /**
+   * at maxInstances, a process with no call in flight and no open stream, idle this long, may be stopped
+   * for a new one, ending its sessions (404); when none may, the new one gets 503 with Retry-After (default 60 s)
+   */
+  instanceEvictIdleMs?: number;
   /** a server that failed for good is started afresh by the first call after this long (default 30 s) */
   retryFailedAfterMs?: number;
   /** a session without calls or an open stream expires after this long (default 30 min) */
@@ -69,6 +74,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
           maxQueued: options.maxQueued ?? 10_000,
           maxInstances: options.maxInstances ?? PROXY_DEFAULTS.maxInstances,
           instanceIdleMs: options.instanceIdleMs ?? PROXY_DEFAULTS.instanceIdleMs,
+          instanceEvictIdleMs: options.instanceEvictIdleMs ?? PROXY_DEFAULTS.instanceEvictIdleMs,
           retryFailedAfterMs: options.retryFailedAfterMs ?? 30_000,
           sessionIdleMs: options.sessionIdleMs ?? 30 * 60_000,
           maxSessions: options.maxSessions ?? PROXY_DEFAULTS.maxSessions,

@@ -1,4 +1,4 @@
-import { errors, type EventBus, type Identity, type JsonObject, type Logger, type ServerDefinition, type StrategyRegistry, type TransportFactory } from '../../core/index.js';
+import { errors, type EventBus, type FluidError, type Identity, type JsonObject, type Logger, type ServerDefinition, type StrategyRegistry, type TransportFactory } from '../../core/index.js';
 import { ServerInstance, type InstanceOptions } from './server-instance.js';
 
 export interface PoolOptions {
@@ -9,6 +9,8 @@ export interface PoolOptions {
   readonly maxInstances: number;
   /** an identity's or session's process stops after this long without calls */
   readonly instanceIdleMs: number;
+  /** at `maxInstances`, a process idle this long (no call in flight, no open stream) may be stopped for a new one */
+  readonly instanceEvictIdleMs: number;
   /** a server the transport gave up on is started afresh by the first call after this long */
   readonly retryFailedAfterMs: number;
   readonly clientInfo: { name: string; version: string };
@@ -17,6 +19,27 @@ export interface PoolOptions {
 }
 
 type Hooks = Pick<InstanceOptions, 'sessions' | 'broadcast' | 'onReady'>;
+
+/** What the pool asks of the clients of a process before it stops one that is not shared. */
+export interface PoolBindings {
+  /** a client holds an open stream on the key's process (a session's GET or HTTP+SSE stream, a listen stream) */
+  holdsStream(key: string): boolean;
+  /** when a session of the key's process was last seen (ms since the epoch), 0 when none */
+  lastSeen(key: string): number;
+  /** the pool stopped the key's process (to make room, or idle): end the sessions bound to it */
+  stopped(key: string): void;
+}
+
+const NO_BINDINGS: PoolBindings = { holdsStream: () => false, lastSeen: () => 0, stopped: () => undefined };
+
+/** Warnings about the process limit at most this often per share; what happened meanwhile is counted into the next one. */
+const WARN_EVERY_MS = 60_000;
+const MAX_RETRY_AFTER_S = 3600;
+
+/** A process refused at `maxInstances` (or an identity's quota): 503 with Retry-After. */
+export type InstanceLimitError = FluidError & { readonly headers: Record<string, string>; readonly limit: number; readonly retryAfterSeconds: number };
+
+export const isInstanceLimitError = (err: unknown): err is InstanceLimitError => errors.FMCP_ERR_INSTANCE_LIMIT.is(err);
 
 /**
  * Server instances by server and identity: one shared instance per server for anonymous callers, one per
@@ -28,12 +51,15 @@ export class InstancePool {
   private readonly perServer = new Map<string, Set<string>>();
   private idleTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** per share: when its limit was last warned about, and what happened since */
+  private readonly warnings = new Map<string, { at: number; evicted: number; refused: number }>();
 
   constructor(
     private readonly transports: StrategyRegistry<TransportFactory>,
     private readonly options: PoolOptions,
     private readonly log: Logger,
     private readonly hooksFor: (server: ServerDefinition, key: string) => Hooks,
+    private readonly bindings: PoolBindings = NO_BINDINGS,
   ) {}
 
   /** The key of the instance that serves this caller; `ownProcess` gives a session a process of its own. */
@@ -64,7 +90,7 @@ export class InstancePool {
     if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, 'the gateway is stopping');
     const shared = key === `${server.name}\u0000shared`;
     const group = InstancePool.groupOf(server, identity);
-    if (!shared) this.makeRoom(server, group, identity.quota?.max ?? this.options.maxInstances);
+    if (!shared) this.makeRoom(server, group, identity.quota);
     const factory = this.transports.get(server.transport);
     if (!factory) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `no transport "${server.transport}"`);
     const label = shared ? server.name : `${server.name}#${key.slice(server.name.length + 1, server.name.length + 13)}`;
@@ -127,21 +153,75 @@ export class InstancePool {
     return identity.quota ? `${server.name}\u0000${identity.quota.name}` : server.name;
   }
 
-  /** Beyond the cap of a share, the least recently used idle instance of the same share stops. */
-  private makeRoom(server: ServerDefinition, group: string, max: number): void {
+  /**
+   * At the cap of a share, the process idle longest stops, when it has been idle at least
+   * `instanceEvictIdleMs` with no call in flight and no open stream; the sessions bound to it end (their
+   * clients get 404 and initialize again). A process in use is never stopped for a new one: that one is
+   * refused with an InstanceLimitError instead.
+   */
+  private makeRoom(server: ServerDefinition, group: string, quota: Identity['quota']): void {
+    const max = quota?.max ?? this.options.maxInstances;
     const keys = this.perServer.get(group);
     if (!keys || keys.size < max) return;
-    let victim: [string, ServerInstance] | undefined;
+    const now = Date.now();
+    let victim: { key: string; instance: ServerInstance; last: number } | undefined;
+    let soonest = Infinity;
     for (const key of keys) {
       const instance = this.instances.get(key);
-      if (!instance || instance.inFlight > 0) continue;
-      if (!victim || instance.lastUsed < victim[1].lastUsed) victim = [key, instance];
+      if (!instance) continue;
+      const dead = instance.state === 'failed' && !instance.recovering;
+      if (!dead && (instance.inFlight > 0 || this.bindings.holdsStream(key))) continue;
+      const last = dead ? 0 : this.lastActive(key, instance);
+      const wait = last + this.options.instanceEvictIdleMs - now;
+      if (wait > 0) soonest = Math.min(soonest, wait);
+      else if (!victim || last < victim.last) victim = { key, instance, last };
     }
+    const busy = quota ? `${max} processes busy for its "${quota.name}" callers (their limit)` : `${max} processes busy (limit: proxy option maxInstances)`;
+    const raise = quota ? 'that limit (their auth strategy sets it, e.g. unverifiedProcesses)' : 'maxInstances';
+    const holds = quota ? `its ${max} processes for "${quota.name}" callers` : `${max} processes (proxy option maxInstances)`;
+    const counts = this.counts(group);
     if (!victim) {
-      throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, `all ${max} of its processes${group === server.name ? '' : ' for such callers'} are busy with other callers; retry shortly`);
+      counts.refused++;
+      this.warn(group, server, holds, raise);
+      if (soonest === Infinity) soonest = this.options.instanceEvictIdleMs;
+      const retryAfterSeconds = Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(soonest / 1000)));
+      const message = `Server "${server.name}" has ${busy}, each with a call in flight, an open stream or a message in the last ${this.options.instanceEvictIdleMs / 1000} s, so no process was started for this one: retry after the time in Retry-After, or raise ${raise}`;
+      throw Object.assign(errors.FMCP_ERR_INSTANCE_LIMIT(message), { headers: { 'retry-after': String(retryAfterSeconds) }, limit: max, retryAfterSeconds });
     }
-    this.remove(victim[0], victim[1]);
-    void victim[1].stop();
+    counts.evicted++;
+    this.warn(group, server, holds, raise);
+    this.stopKey(victim.key, victim.instance);
+  }
+
+  /** The last sign of use of a key's process: its last call or notification, or its sessions' last message. */
+  private lastActive(key: string, instance: ServerInstance): number {
+    return Math.max(instance.lastUsed, this.bindings.lastSeen(key));
+  }
+
+  /** Stops a process the pool chose to stop, and ends the sessions bound to it. */
+  private stopKey(key: string, instance: ServerInstance): void {
+    this.remove(key, instance);
+    void instance.stop();
+    this.bindings.stopped(key);
+  }
+
+  private counts(group: string): { at: number; evicted: number; refused: number } {
+    let counts = this.warnings.get(group);
+    if (!counts) this.warnings.set(group, (counts = { at: -Infinity, evicted: 0, refused: 0 }));
+    return counts;
+  }
+
+  private warn(group: string, server: ServerDefinition, holds: string, raise: string): void {
+    const counts = this.counts(group);
+    const now = Date.now();
+    if (now - counts.at < WARN_EVERY_MS) return;
+    this.log.warn(
+      { server: server.name, evicted: counts.evicted, refused: counts.refused, instanceEvictIdleMs: this.options.instanceEvictIdleMs },
+      `process limit reached: server "${server.name}" holds ${holds}; stopped ${counts.evicted} idle processes (their sessions ended) and refused ${counts.refused} new ones (counts since the last warning): raise ${raise} if this is normal load`,
+    );
+    counts.at = now;
+    counts.evicted = 0;
+    counts.refused = 0;
   }
 
   private ensureIdleSweep(): void {
@@ -152,10 +232,8 @@ export class InstancePool {
       for (const keys of this.perServer.values()) {
         for (const key of keys) {
           const instance = this.instances.get(key);
-          if (instance && instance.inFlight === 0 && now - instance.lastUsed > this.options.instanceIdleMs) {
-            this.remove(key, instance);
-            void instance.stop();
-          }
+          if (!instance || instance.inFlight > 0 || this.bindings.holdsStream(key)) continue;
+          if (now - this.lastActive(key, instance) > this.options.instanceIdleMs) this.stopKey(key, instance);
         }
       }
     }, every);

@@ -61,6 +61,16 @@ class HttpTarget implements ModernTarget {
     return true;
   }
 
+  refuse(message: JsonObject, status: number, headers: Record<string, string>): void {
+    if (this.stream || this.ctx.res.headersSent) {
+      this.finish(message);
+      return;
+    }
+    if (this.done) return;
+    this.done = true;
+    sendJson(this.ctx.res, status, message, headers);
+  }
+
   finish(message: JsonObject): void {
     if (this.done) return;
     this.done = true;

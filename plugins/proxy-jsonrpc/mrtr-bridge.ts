@@ -22,6 +22,8 @@ export interface ModernTarget {
   readonly capabilities: JsonObject;
   notify(message: JsonObject): void;
   finish(message: JsonObject): void;
+  /** Optional: the answer to a call refused before it reached a server, with this HTTP status and headers */
+  refuse?(message: JsonObject, status: number, headers: Record<string, string>): void;
 }
 
 interface ServerAsk {
@@ -204,6 +206,18 @@ export class ModernCall implements CallSink {
   response(message: JsonObject): void {
     this.final = message;
     this.flush();
+  }
+
+  /** Refused before it reached a server (every process busy): 503 and Retry-After where the target can. */
+  refused(message: JsonObject, status: number, headers: Record<string, string>): void {
+    const target = this.target;
+    if (!target?.refuse || this.ended) {
+      this.response(message);
+      return;
+    }
+    this.ended = true;
+    this.target = undefined;
+    target.refuse({ ...message, id: target.clientId }, status, headers);
   }
 
   notification(message: JsonObject): void {

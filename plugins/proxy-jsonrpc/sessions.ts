@@ -111,6 +111,11 @@ export class SessionStore {
     this.byInstance.set(instanceKey, set);
   }
 
+  /** Sessions served by one instance, unordered (no copy). */
+  boundTo(key: string): ReadonlySet<Session> | undefined {
+    return this.byInstance.get(key);
+  }
+
   /** Sessions served by one instance, most recently seen first. */
   ofInstance(key: string): Session[] {
     const set = this.byInstance.get(key);

@@ -24,6 +24,7 @@ import {
 import type { ModernEndpoint } from './modern-endpoint.js';
 import { ALL_VERSIONS, isModernRequest, MODERN_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from './modern-era.js';
 import type { CallSink } from './call-sink.js';
+import { isInstanceLimitError } from './instance-pool.js';
 import { clientAddress, isSessionLimitError } from './session-limits.js';
 import type { Session } from './sessions.js';
 
@@ -74,6 +75,16 @@ class HttpCallSink implements CallSink {
     } else {
       sendJson(this.ctx.res, 200, message, this.headers);
     }
+  }
+
+  refused(message: JsonObject, status: number, headers: Record<string, string>): void {
+    if (this.done) return;
+    if (this.stream || this.ctx.res.headersSent) {
+      this.response(message);
+      return;
+    }
+    this.done = true;
+    sendJson(this.ctx.res, status, message, { ...this.headers, ...headers });
   }
 
   notification(message: JsonObject): void {
@@ -242,7 +253,7 @@ export class StreamableHttpEndpoint {
     try {
       opened = await this.dispatcher.initialize(server, ctx.identity, request, undefined, clientAddress(ctx.req.socket.remoteAddress));
     } catch (err) {
-      if (isSessionLimitError(err)) {
+      if (isSessionLimitError(err) || isInstanceLimitError(err)) {
         const data = { limit: err.limit, retryAfterSeconds: err.retryAfterSeconds };
         sendJson(ctx.res, err.statusCode, errorResponse(request.id, SERVER_UNAVAILABLE, err.message, data), err.headers);
         return;

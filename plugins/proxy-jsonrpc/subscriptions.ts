@@ -90,6 +90,9 @@ export class Subscriptions {
     const stream = factory.open(ctx.res);
     const listener: Listener = { instanceKey: key, id: message.id, methods, uris, stream, decoration };
     this.listeners.add(listener);
+    // an open listen stream keeps its process: never stopped for idleness or to make room
+    const release = this.dispatcher.holdStream(key);
+    stream.onClose(release);
     stream.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: { [META_SUBSCRIPTION_ID]: message.id }, notifications: agreed } }), 'message');
     stream.onClose(() => {
       if (!this.listeners.delete(listener)) return;

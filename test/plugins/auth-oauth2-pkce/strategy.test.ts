@@ -145,8 +145,8 @@ describe('auth-oauth2-pkce: Bearer tokens and one server process per token', fun
     expect(await processCount(gw, 'mailbox-checked')).to.equal(before);
   });
 
-  it('caps processes per server: beyond the cap the least recently used one stops', async () => {
-    const g = await startPkceGateway(oidc, { mailbox: mailboxEntry(pkceAuth(oidc)) }, { proxy: { maxInstances: 2 } });
+  it('caps processes per server: beyond the cap the least recently used idle one stops', async () => {
+    const g = await startPkceGateway(oidc, { mailbox: mailboxEntry(pkceAuth(oidc)) }, { proxy: { maxInstances: 2, instanceEvictIdleMs: 0 } });
     started.push(g);
     const [one, two, three] = [await tokenOf(g, 'mailbox', 'ann'), await tokenOf(g, 'mailbox', 'ben'), await tokenOf(g, 'mailbox', 'cat')];
     const first = await whoami(g, 'mailbox', one);

@@ -223,7 +223,7 @@ describe('auth-oauth2-pkce: every Bearer token is verified before anything is se
 
   it('with "validate": "none", real users\' processes survive a flood of made-up tokens', async () => {
     const gw = await started(
-      startPkceGateway(oidc, { mailbox: mailboxEntry(pkceAuth(oidc, { validate: 'none' })) }, { proxy: { maxInstances: 2 }, plugin: { unverifiedProcesses: 2 } }),
+      startPkceGateway(oidc, { mailbox: mailboxEntry(pkceAuth(oidc, { validate: 'none' })) }, { proxy: { maxInstances: 2, instanceEvictIdleMs: 0 }, plugin: { unverifiedProcesses: 2 } }),
     );
     const alice = await tokenOf(gw, 'mailbox', 'alice');
     const bob = await tokenOf(gw, 'mailbox', 'bob');

@@ -24,6 +24,12 @@ describe('proxy-jsonrpc defaults: one place, stated as they are', () => {
     expect(source).to.include('maxSessionsPerAddress: options.maxSessionsPerAddress ?? PROXY_DEFAULTS.maxSessionsPerAddress,');
   });
 
+  it('has the process limit README states: a process idle 60 s may make room at maxInstances', () => {
+    expect(PROXY_DEFAULTS.instanceEvictIdleMs).to.equal(60_000);
+    expect(all(read('README.md'), /`instanceEvictIdleMs` \(default (\d+) s\)/g)).to.deep.equal([PROXY_DEFAULTS.instanceEvictIdleMs / 1000]);
+    expect(read('plugins/proxy-jsonrpc/index.ts')).to.include('instanceEvictIdleMs: options.instanceEvictIdleMs ?? PROXY_DEFAULTS.instanceEvictIdleMs,');
+  });
+
   it('README.md states exactly PROXY_DEFAULTS', () => {
     const readme = read('README.md');
     expect(all(readme, /(\d+) processes per server/g)).to.deep.equal([PROXY_DEFAULTS.maxInstances]);

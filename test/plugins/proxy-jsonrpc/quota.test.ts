@@ -27,7 +27,7 @@ describe('proxy-jsonrpc: Identity.quota, a separate share of a server\'s process
   before(async () => {
     gw = await startGateway(
       { shared: { command: process.execPath, args: [fixture('proxy-mini.mjs')], auth: { type: 'quota' } } },
-      { plugins: [transportStdio(), proxyJsonRpc({ maxInstances: 2 }), quotaAuth] },
+      { plugins: [transportStdio(), proxyJsonRpc({ maxInstances: 2, instanceEvictIdleMs: 0 }), quotaAuth] },
     );
   });
   after(() => gw.stop());
@@ -54,7 +54,7 @@ describe('proxy-jsonrpc: Identity.quota, a separate share of a server\'s process
     for (let attempt = 0; attempt < 20 && refused?.error === undefined; attempt++) {
       refused = (await postJson(gw.url('/shared/mcp'), pidCall, { 'x-key': `guest-late-${attempt}` })).json as Rpc;
     }
-    expect(refused!.error?.message).to.equal('Server "shared" is unavailable: all 2 of its processes for such callers are busy with other callers; retry shortly');
+    expect(refused!.error?.message).to.equal('Server "shared" has 2 processes busy for its "guests" callers (their limit), each with a call in flight, an open stream or a message in the last 0 s, so no process was started for this one: retry after the time in Retry-After, or raise that limit (their auth strategy sets it, e.g. unverifiedProcesses)');
     for (const res of await Promise.all(busy)) expect((res.json as Rpc).result!.content[0]!.text).to.equal('done');
     expect(await pidOf('alice')).to.match(/^\d+$/);
   });
