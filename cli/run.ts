@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
+  checkInheritEnv,
   drainStderr,
   createKernel,
   describeGroup,
@@ -133,6 +134,8 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   if (servers.length === 0) {
     throw new UsageError(`nothing to serve: ${sources.map((s) => s.file).join(', ')} ${sources.length === 1 ? 'has' : 'have'} no servers in "mcpServers"`);
   }
+  // a config error with or without --start-server: the dry run says no more than the start will
+  checkInheritEnv(servers);
   servers.push(...groupServers(groupSources, servers));
   const plugins: Plugin[] = [];
   const seen = new Set<string>();
