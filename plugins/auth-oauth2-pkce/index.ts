@@ -105,14 +105,16 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
 
       // after every plugin registered, so a plugin that provides a shared store wins over the in-memory one
       api.addHook('onStart', () => {
-        const shared = api.tryResolve(PENDING_STATE);
-        if (shared) {
+        const provided = api.tryResolve(PENDING_STATE);
+        if (provided && !provided.shared) {
+          store = provided;
+        } else if (provided) {
           // a random key would seal what no other replica can open: a login would fail on the replica it comes back to
           if (seal.ephemeral && api.servers.list().some((s) => s.auth === STRATEGY_KEY)) {
             throw errors.FMCP_ERR_CONFIG_INVALID('--token-key / FMCP_TOKEN_KEYS', 'not given',
               'a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)');
           }
-          store = new SealedStateStore(shared, seal);
+          store = new SealedStateStore(provided, seal);
         } else {
           store = new MemoryStateStore(maxPendingLogins);
           api.provide(PENDING_STATE, store);
