@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { Plugin } from './core/index.js';
-import { transportStdio } from './plugins/transport-stdio/index.js';
+import { transportStdio, checkInheritEnv } from './plugins/transport-stdio/index.js';
 import { proxyJsonRpc } from './plugins/proxy-jsonrpc/index.js';
 import { transportSse } from './plugins/transport-sse/index.js';
 import { transportHttp, type TransportHttpOptions } from './plugins/transport-http/index.js';
@@ -13,6 +13,7 @@ import { groups, groupServers, parseGroupFlag, describeGroup } from './plugins/g
 export * from './core/index.js';
 export { transportStdio, proxyJsonRpc, transportSse, transportHttp, type TransportHttpOptions, authOAuth2Pkce, stateRedis, type StateRedisOptions, metricsPrometheus, type MetricsPrometheusOptions, webConsole, type WebConsoleOptions };
 export { groups, groupServers, parseGroupFlag, describeGroup };
+export { checkInheritEnv };
 
 /** The plugins `fluidmcp run` uses: stdio and remote (http) transports, the proxy, SSE, and OAuth2 PKCE. */
 export function builtinPlugins(options: { tokenKeys?: readonly string[] } = {}): Plugin[] {

@@ -88,7 +88,7 @@ await yargs(hideBin(process.argv))
         .option('metrics', { type: 'boolean', default: false, describe: 'serve Prometheus metrics at GET /metrics' })
         .option('console', { type: 'boolean', default: true, describe: 'serve the web console at / and its API at /api (--no-console turns it off)' })
         .option('admin-token', { type: 'string', describe: 'open the console to non-loopback callers, who must present this token (or set FMCP_ADMIN_TOKEN)' })
-        .example('$0 run test/gmail-mock@1.0.0 --start-server', 'serve one installed package on port 8099')
+        .example('$0 run acme/everything@1.0.0 --start-server', 'serve one installed package on port 8099')
         .example('$0 run --file config.json --start-server --port 9000', 'serve a config file'),
     (argv) => {
       // imported here so `list` and usage errors do not load every plugin

@@ -20,6 +20,13 @@ export interface ConfigSource {
   /** what `Reading <label>...` prints */
   readonly label: string;
   readonly pkg?: InstalledPackage;
+  /** every installed version of `pkg`, lowest first: when there are several, `run` says which it picked */
+  readonly versions?: readonly string[];
+}
+
+/** The installed versions of `pkg`'s author/name, in `listInstalled` order (lowest first). */
+function versionsOf(pkg: InstalledPackage, installed: readonly InstalledPackage[]): string[] {
+  return installed.filter((p) => p.author === pkg.author && p.name === pkg.name).map((p) => p.version);
 }
 
 const PACKAGE_SPEC = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@([^/\s]+))?$/;
@@ -152,14 +159,14 @@ export function resolveRunTarget(spec: string, root: string, cwd = process.cwd()
     if (installed.length === 0) {
       throw new UsageError(`no packages are installed in ${root}: lay them out as author/package/version/metadata.json there, or set FMCP_PACKAGES_DIR`);
     }
-    return latestOfEach(installed).map((pkg) => ({ file: pkg.metadata, label: METADATA, pkg }));
+    return latestOfEach(installed).map((pkg) => ({ file: pkg.metadata, label: METADATA, pkg, versions: versionsOf(pkg, installed) }));
   }
   if (looksLikePath(spec)) return [fileSource(spec, cwd)];
   if (PACKAGE_SPEC.test(spec)) {
     const installed = listInstalled(root);
     try {
       const pkg = findPackage(spec, root, installed);
-      return [{ file: pkg.metadata, label: METADATA, pkg }];
+      return [{ file: pkg.metadata, label: METADATA, pkg, versions: versionsOf(pkg, installed) }];
     } catch (err) {
       // a folder such as examples/demo reads like author/package: accept it when it holds a metadata.json
       if (existsSync(join(resolve(cwd, spec), METADATA))) return [fileSource(spec, cwd)];

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
+  checkInheritEnv,
   drainStderr,
   createKernel,
   describeGroup,
@@ -117,6 +118,7 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   let storeFrom = options.stateStore !== undefined ? '--state-store' : undefined;
   for (const source of sources) {
     say(`Reading ${source.label}...`);
+    if (source.pkg && source.versions && source.versions.length > 1) say(`Using ${source.pkg.id} (installed: ${source.versions.join(', ')})`);
     const loaded = loadConfigFile(source.file);
     servers.push(...loaded.servers);
     if (loaded.groups !== undefined) groupSources.push({ file: loaded.file, groups: loaded.groups });
@@ -133,6 +135,8 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   if (servers.length === 0) {
     throw new UsageError(`nothing to serve: ${sources.map((s) => s.file).join(', ')} ${sources.length === 1 ? 'has' : 'have'} no servers in "mcpServers"`);
   }
+  // a config error with or without --start-server: the dry run says no more than the start will
+  checkInheritEnv(servers);
   servers.push(...groupServers(groupSources, servers));
   const plugins: Plugin[] = [];
   const seen = new Set<string>();
@@ -154,7 +158,26 @@ function describeServer(server: ServerDefinition): string {
   return `${where}${auth}`;
 }
 
-function printStarted(kernel: Kernel, stateStore: string | undefined, metrics: boolean): void {
+/** 127.0.0.0/8, ::1 and localhost: what only this machine reaches. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\./.test(h);
+}
+
+/** A bind address the network reaches: what it exposes to anyone there, in one line; undefined on loopback. */
+export function networkWarning(host: string, servers: readonly ServerDefinition[], metrics: boolean): string | undefined {
+  if (isLoopbackHost(host)) return undefined;
+  const open = servers.filter((s) => !s.entry.auth).map((s) => s.name);
+  const parts = [
+    ...(open.length > 0 ? [`servers without auth (${open.join(', ')})`] : []),
+    '/health (process ids, stderr lines)',
+    ...(metrics ? ['/metrics'] : []),
+  ];
+  const list = parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}`;
+  return `Warning: listening on ${host}, reachable from the network: ${list} answer anyone who reaches it; bind to 127.0.0.1 (behind a proxy) unless that is meant`;
+}
+
+function printStarted(kernel: Kernel, stateStore: string | undefined, metrics: boolean, host: string): void {
   const publicUrl = kernel.publicUrl();
   for (const server of kernel.servers.list()) {
     const strategy = server.auth ? kernel.authStrategies.get(server.auth) : undefined;
@@ -165,6 +188,8 @@ function printStarted(kernel: Kernel, stateStore: string | undefined, metrics: b
   }
   if (stateStore !== undefined) say(`Pending logins are kept in Redis at ${shownUrl(stateStore)}`);
   if (metrics) say(`Metrics: ${publicUrl}/metrics`);
+  const warning = networkWarning(host, kernel.servers.list(), metrics);
+  if (warning !== undefined) say(warning);
   say(`Starting FluidMCP server on port ${kernel.address().port}`);
   say(`FluidMCP gateway ready at ${publicUrl}`);
 }
@@ -241,7 +266,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
     const started = kernel.start();
     handleSignals(kernel, started, options.stopTimeout ?? 10_000);
     await started;
-    printStarted(kernel, stateStore, options.metrics === true);
+    printStarted(kernel, stateStore, options.metrics === true, options.host);
     return await new Promise<number>(() => undefined);
   } catch (err) {
     complain(describeError(err));

@@ -226,6 +226,8 @@ export interface ChannelBroker {
 // ---- short-lived state (pending logins) ----------------------------------------------------------
 
 export interface PendingStateStore {
+  /** true when values leave this process (a store shared by replicas, such as Redis): a user seals what must not be kept in clear */
+  readonly shared?: boolean;
   /** stores `value` under `key` for `ttlMs` */
   put(key: string, value: JsonObject, ttlMs: number): Promise<void>;
   /** returns and deletes in one step: a key is taken at most once */

@@ -90,6 +90,11 @@ export class AuthorizationServer {
   /** GET /{name}/authorize: errors before the redirect URI is trusted are pages, after it redirects. */
   async authorize(ctx: RequestContext, server: ServerDefinition, config: PkceAuthConfig): Promise<void> {
     const q = ctx.query;
+    const repeated = repeatedParameter(q);
+    // which client_id or redirect_uri counts is unknown: the redirect cannot be trusted, so a page
+    if (repeated === 'client_id' || repeated === 'redirect_uri') {
+      return this.refusePage(ctx, server, 400, 'invalid_request', `the request includes ${repeated} more than once: send each parameter once (RFC 6749 section 3.1)`);
+    }
     const clientId = q.get('client_id');
     if (!clientId) return this.refusePage(ctx, server, 400, 'invalid_request', 'the request has no client_id');
     let client: RegisteredClient | undefined;
@@ -111,6 +116,7 @@ export class AuthorizationServer {
     }
     const state = q.get('state') ?? undefined;
     try {
+      if (repeated !== undefined) throw new OAuthError('invalid_request', `the request includes ${repeated} more than once: send each parameter once (RFC 6749 section 3.1)`);
       if (state !== undefined && state.length > MAX_STATE) throw new OAuthError('invalid_request', `state is longer than ${MAX_STATE} characters`);
       const request = this.checkRequest(ctx.query, server, client, redirectUri, state);
       const csrf = randomBytes(32).toString('base64url');
@@ -248,6 +254,20 @@ export class AuthorizationServer {
     const secure = this.urls.issuer(server).startsWith('https:') ? '; Secure' : '';
     return `${cookieName(csrf)}=${value}; Path=/${encodeURIComponent(server.name)}/authorize; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure}`;
   }
+}
+
+/**
+ * The first parameter sent more than once (RFC 6749 section 3.1: parameters must not be included more
+ * than once), except `resource`, which RFC 8707 lets repeat (checked on its own: one resource here).
+ */
+export function repeatedParameter(q: URLSearchParams): string | undefined {
+  const seen = new Set<string>();
+  for (const name of q.keys()) {
+    if (name === 'resource') continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
 }
 
 /** The store key of an unused code: taken once by the token endpoint. */

@@ -1,8 +1,9 @@
-import { definePlugin, MemoryStateStore, PENDING_STATE, type JsonObject, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
+import { definePlugin, errors, MemoryStateStore, PENDING_STATE, type JsonObject, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
 import { mountAuthorizationServer } from './authorization-routes.js';
 import { LoginFlow } from './login-flow.js';
 import { PkceStrategy, STRATEGY_KEY } from './strategy.js';
 import { TokenCheck } from './token-check.js';
+import { SealedStateStore } from './pending-seal.js';
 import { TokenSeal } from './token-seal.js';
 import { VerificationPlans } from './verification.js';
 import { handedOut, IssuedTokens, providerConfirmed, unverified } from './verifiers.js';
@@ -91,8 +92,9 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
       api.route({ method: 'GET', path: '/:name/auth/login', handler: (ctx) => routes.login(ctx) });
       api.route({ method: 'GET', path: '/:name/auth/callback', handler: (ctx) => routes.callback(ctx) });
       api.route({ method: 'POST', path: '/:name/auth/refresh', bodyLimit: 64 * 1024, handler: (ctx) => routes.refresh(ctx) });
+      // seals the tokens MCP clients get and what goes to a shared pending-state store
+      const seal = new TokenSeal(options.tokenKeys ?? TokenSeal.parseList(env.FMCP_TOKEN_KEYS));
       if (options.authorizationServer !== false) {
-        const seal = new TokenSeal(options.tokenKeys ?? TokenSeal.parseList(env.FMCP_TOKEN_KEYS));
         mountAuthorizationServer(api, { seal, strategy, loginFlow: routes, store: () => store!, providerTimeoutMs, env, clientMetadataDocuments: options.clientMetadataDocuments ?? {} });
         api.addHook('onStart', () => {
           if (seal.ephemeral && api.servers.list().some((s) => s.auth === STRATEGY_KEY)) {
@@ -103,8 +105,17 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
 
       // after every plugin registered, so a plugin that provides a shared store wins over the in-memory one
       api.addHook('onStart', () => {
-        store = api.tryResolve(PENDING_STATE);
-        if (!store) {
+        const provided = api.tryResolve(PENDING_STATE);
+        if (provided && !provided.shared) {
+          store = provided;
+        } else if (provided) {
+          // a random key would seal what no other replica can open: a login would fail on the replica it comes back to
+          if (seal.ephemeral && api.servers.list().some((s) => s.auth === STRATEGY_KEY)) {
+            throw errors.FMCP_ERR_CONFIG_INVALID('--token-key / FMCP_TOKEN_KEYS', 'not given',
+              'a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)');
+          }
+          store = new SealedStateStore(provided, seal);
+        } else {
           store = new MemoryStateStore(maxPendingLogins);
           api.provide(PENDING_STATE, store);
         }

@@ -88,13 +88,32 @@ export class ResourceServer implements SealedAccess {
   }
 
   async open(token: string, server: ServerDefinition): Promise<SealedAccessResult> {
-    if (!TokenSeal.isSealed(token, 'access')) return undefined;
+    if (!TokenSeal.isSealed(token, 'access')) {
+      // one of ours of another kind: say what it is rather than let the provider reject it
+      const misused = this.misused(token, server);
+      return misused === undefined ? undefined : { ok: false, why: misused };
+    }
     const opened = await this.seal.open<AccessClaims>('access', token, this.urls.resource(server));
     if (!opened.ok) return { ok: false, why: `The access token sent to "${server.name}" ${WHY[opened.reason]}` };
     const { ptk, cid, scope } = opened.claims;
     if (typeof ptk !== 'string' || ptk === '' || typeof cid !== 'string') return { ok: false, why: `The access token sent to "${server.name}" ${WHY.tampered}` };
     // the scopes granted when it was issued (none recorded: none granted)
     return { ok: true, providerToken: ptk, clientId: cid, scopes: scopesOf(scope) };
+  }
+
+  /** What a sealed document of this gateway sent as a Bearer token is, and what to do instead; undefined for other tokens. */
+  private misused(token: string, server: ServerDefinition): string | undefined {
+    const sent = `The Bearer token sent to "${server.name}"`;
+    if (TokenSeal.isSealed(token, 'refresh')) {
+      return `${sent} is a refresh token, not an access token (exchange it at the token endpoint ${this.urls.tokenEndpoint(server)} with grant_type=refresh_token)`;
+    }
+    if (TokenSeal.isSealed(token, 'client')) {
+      return `${sent} is a client id (from ${this.urls.registrationEndpoint(server)}), not an access token (sign in with it at ${this.urls.authorizationEndpoint(server)})`;
+    }
+    if (TokenSeal.isSealed(token, 'code')) {
+      return `${sent} is an authorization code, not an access token (redeem it at the token endpoint ${this.urls.tokenEndpoint(server)} with grant_type=authorization_code)`;
+    }
+    return undefined;
   }
 
   resourceMetadata(server: ServerDefinition): string {

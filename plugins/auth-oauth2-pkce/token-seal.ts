@@ -4,10 +4,10 @@ import { errors } from '../../core/index.js';
 
 /**
  * What the gateway seals: its access and refresh tokens, its authorization codes, its registered clients
- * and the authorization request a consent page carries. `typ` of the JWE header tells them apart, so one
+ * the authorization request a consent page carries, and what it keeps in a shared pending-state store. `typ` of the JWE header tells them apart, so one
  * can never be replayed as another.
  */
-export type SealedKind = 'access' | 'refresh' | 'code' | 'client' | 'consent';
+export type SealedKind = 'access' | 'refresh' | 'code' | 'client' | 'consent' | 'pending';
 
 const TYP: Record<SealedKind, string> = {
   access: 'fmcp-at+jwe',
@@ -15,6 +15,7 @@ const TYP: Record<SealedKind, string> = {
   code: 'fmcp-code+jwe',
   client: 'fmcp-client+jwe',
   consent: 'fmcp-consent+jwe',
+  pending: 'fmcp-pending+jwe',
 };
 
 /** The claims every sealed document has; `exp` in seconds, absent for documents that do not expire. */

@@ -27,6 +27,8 @@ export function displayUrl(url: string): string {
  * expiry makes `size()` one cheap transaction instead of a scan. Values are never logged.
  */
 export class RedisStateStore implements PendingStateStore {
+  /** values go to Redis (and its snapshots on disk), outside this process */
+  readonly shared = true;
   private client: Redis | undefined;
   private lastError: string | undefined;
   private connected = false;

@@ -1,4 +1,4 @@
-import type { ServerDefinition } from '../../core/index.js';
+import { serverFieldError, type ServerDefinition } from '../../core/index.js';
 
 /**
  * What every child gets from the gateway's environment, as the MCP SDK's getDefaultEnvironment() does:
@@ -17,15 +17,44 @@ const GATEWAY_SETTING = /^FMCP_/;
  * process through the identity's env.
  */
 export function authVariables(servers: readonly ServerDefinition[]): Set<string> {
-  const names = new Set<string>();
+  return new Set(authVariableFields(servers).keys());
+}
+
+/** Each auth variable and the first field that names it, e.g. `MY_SECRET` → `mcpServers.gmail.auth.client_secret_env`. */
+function authVariableFields(servers: readonly ServerDefinition[]): Map<string, string> {
+  const names = new Map<string, string>();
   for (const server of servers) {
     const auth = server.entry.auth as Record<string, unknown> | undefined;
     if (!auth) continue;
     for (const [field, value] of Object.entries(auth)) {
-      if ((field.endsWith('_env') || field === 'env_var_name') && typeof value === 'string') names.add(value);
+      if ((field.endsWith('_env') || field === 'env_var_name') && typeof value === 'string' && !names.has(value)) {
+        names.set(value, `mcpServers.${server.name}.auth.${field}`);
+      }
     }
   }
   return names;
+}
+
+/**
+ * Refuses an `inherit_env` list that names a variable no child may get: one an auth block of any server
+ * names, or a gateway setting (`FMCP_*`). One config error naming the entry, the variable and why;
+ * `fluidmcp run` calls it with or without `--start-server`, and the transport again when it validates.
+ */
+export function checkInheritEnv(servers: readonly ServerDefinition[], among: readonly ServerDefinition[] = servers): void {
+  const fields = authVariableFields(among);
+  for (const server of servers) {
+    const inherit = server.entry.inherit_env;
+    if (!Array.isArray(inherit)) continue;
+    for (const name of inherit as string[]) {
+      const field = fields.get(name);
+      if (field !== undefined) {
+        throw serverFieldError(server, 'inherit_env', `"${name}" is named by an auth block (${field}): the gateway's credentials never reach a server process; put what the server needs in "env"`);
+      }
+      if (GATEWAY_SETTING.test(name)) {
+        throw serverFieldError(server, 'inherit_env', `"${name}" is a setting of the gateway itself (FMCP_*): it never reaches a server process; remove it, or put what the server needs in "env"`);
+      }
+    }
+  }
 }
 
 /**

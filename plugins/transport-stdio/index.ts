@@ -1,10 +1,10 @@
-import { definePlugin, errors, serverFieldError, type Plugin, type ServerDefinition, type ServerEntry, type TransportFactory, type UpstreamOptions } from '../../core/index.js';
-import { authVariables } from './child-env.js';
+import { definePlugin, errors, type Plugin, type ServerDefinition, type ServerEntry, type TransportFactory, type UpstreamOptions } from '../../core/index.js';
+import { authVariables, checkInheritEnv } from './child-env.js';
 import { STDIO_DEFAULTS, StdioUpstream, type ResolvedStdioOptions, type StdioOptions } from './stdio-upstream.js';
 
 export { StdioUpstream, STDIO_DEFAULTS, type StdioOptions } from './stdio-upstream.js';
 export { LineFramer, type LineSink } from './line-framer.js';
-export { childEnvironment, authVariables, DEFAULT_INHERITED_ENV } from './child-env.js';
+export { childEnvironment, authVariables, checkInheritEnv, DEFAULT_INHERITED_ENV } from './child-env.js';
 
 function resolveOptions(options: StdioOptions): ResolvedStdioOptions {
   const settings = { ...STDIO_DEFAULTS };
@@ -34,12 +34,7 @@ export function stdioTransportFactory(options: StdioOptions = {}, servers?: () =
     live,
     claims: (entry: ServerEntry) => typeof entry.command === 'string' && entry.command !== '',
     validate(server: ServerDefinition): void {
-      const inherit = server.entry.inherit_env;
-      if (!Array.isArray(inherit) || !servers) return;
-      const secret = (inherit as string[]).find((name) => authVariables(servers()).has(name));
-      if (secret !== undefined) {
-        throw serverFieldError(server, 'inherit_env', `"${secret}" is named by an auth block: the gateway's credentials never reach a server process; put what the server needs in "env"`);
-      }
+      checkInheritEnv([server], servers ? servers() : [server]);
     },
     create(upstreamOptions: UpstreamOptions): StdioUpstream {
       // forgotten once stopped, so a long-running gateway does not keep every upstream it ever made

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
@@ -14,6 +14,29 @@ describe('cli: fluidmcp', () => {
     const result = spawnSync(command!, [...args, cliPath, '--version'], { encoding: 'utf8' });
     expect(result.status).to.equal(0);
     expect(result.stdout.trim()).to.match(/^\d+\.\d+\.\d+/);
+  });
+
+  it('runs from a clone as the README shows: `npx fluidmcp --help` after `npm run build`', async () => {
+    // npm runs the bin itself (sh: fluidmcp), so the built file must be executable: the postbuild script's job
+    const child = spawn('npx', ['--offline', 'fluidmcp', '--help'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`npx fluidmcp --help did not exit within 30 s; stderr: ${stderr}`));
+      }, 30_000);
+      child.on('error', reject);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(stderr).to.not.contain('Permission denied');
+    expect(code).to.equal(0);
+    expect(stdout).to.contain('fluidmcp run [package]').and.contain('fluidmcp list');
   });
 
   it('prints help with both commands and the run options, exit 0', async () => {

@@ -35,7 +35,7 @@ describe('cli: fluidmcp run --state-store with a Redis that hangs or is not ther
       mcpServers: { ...everythingMetadata(['everything'], marker).mcpServers, mailbox: mailboxEntry(pkceAuth(oidc!)) },
       stateStore: redis!.url(0),
     });
-    cli = new RunningCli(['run', '--file', config, '--start-server', '--port', '0'], { env: { MAILBOX_CLIENT_ID: oidc!.publicClient.clientId } });
+    cli = new RunningCli(['run', '--file', config, '--start-server', '--port', '0'], { env: { MAILBOX_CLIENT_ID: oidc!.publicClient.clientId, FMCP_TOKEN_KEYS: '4f1c0e7a9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6' } });
     const base = (await cli.ready()).replace('127.0.0.1', 'localhost');
     const done = await get(await loginThroughProvider(`${base}/mailbox/auth/login`));
     expect(done.status, done.text).to.equal(200);

@@ -154,6 +154,24 @@ describe('cli: fluidmcp run', function () {
       expect(result.stdout.split('\n')[0]).to.equal('Reading metadata.json...');
     });
 
+    it('warns in one line at start when bound to a non-loopback address: what anyone on the network reaches', async () => {
+      tree.write('network/config.json', {
+        mcpServers: { open: everythingMetadata(['x'], marker).mcpServers.x, guarded: { ...everythingMetadata(['x'], marker).mcpServers.x, auth: { type: 'test', flow: 'banner' } } },
+        plugins: ['./banner-plugin.mjs'],
+      });
+      tree.write('network/banner-plugin.mjs', bannerPlugin);
+      const cli = start(['--file', 'network/config.json', '--start-server', '--port', '0', '--host', '0.0.0.0', '--metrics']);
+      await cli.ready();
+      const lines = cli.stdout.split('\n');
+      const warning = 'Warning: listening on 0.0.0.0, reachable from the network: servers without auth (open), /health (process ids, stderr lines) and /metrics answer anyone who reaches it; bind to 127.0.0.1 (behind a proxy) unless that is meant';
+      expect(lines.filter((l) => l.startsWith('Warning:'))).to.deep.equal([warning]);
+      expect(lines[lines.indexOf(warning) + 1]).to.match(/^Starting FluidMCP server on port \d+$/);
+      // on loopback (the default, and 127.0.0.1 named) no warning: the exact banners of the tests above
+      const local = start(['--file', 'network/config.json', '--start-server', '--port', '0', '--host', '127.0.0.1']);
+      await local.ready();
+      expect(local.stdout).to.not.contain('Warning:');
+    });
+
     it('passes --allowed-host to the Host check', async () => {
       const cli = start(['test/everything', '--start-server', '--port', '0', '--allowed-host', 'gw.internal', '--allowed-host', 'other.internal']);
       const port = Number(new URL(await cli.ready()).port);
@@ -182,7 +200,11 @@ describe('cli: fluidmcp run', function () {
       const result = await runCli(['run', 'test/versions'], { cwd: tree.root, env });
       expect(result.code).to.equal(0);
       expect(result.stdout).to.contain('Would add v1-10-0 endpoints');
-      expect(result.stdout).to.not.contain('v1-9-0');
+      expect(result.stdout).to.not.contain('Would add v1-9-0');
+      // several versions installed: the dry run says which one it picked, in one line
+      expect(result.stdout.split('\n').slice(0, 2)).to.deep.equal(['Reading metadata.json...', 'Using test/versions@1.10.0 (installed: 1.2.0, 1.9.0, 1.10.0)']);
+      const asked = await runCli(['run', 'test/versions@~1.9'], { cwd: tree.root, env });
+      expect(asked.stdout.split('\n')[1]).to.equal('Using test/versions@1.9.0 (installed: 1.2.0, 1.9.0, 1.10.0)');
     });
 
     it('runs the version asked for, or the highest matching a range', async () => {

@@ -32,11 +32,13 @@ function filesUnder(dir: string): { path: string; text: string }[] {
 }
 
 /*
- * README: "Tokens, codes, verifiers and secrets are never written to disk or to the log." End to end:
+ * README: "Tokens, codes, verifiers and secrets are never written to disk or to the log." (a verifier in Redis is sealed) End to end:
  * `fluidmcp run --log-level trace` with Redis as the store, a confidential client, a server that prints its
  * whole environment (its token included) to stderr, a login, calls, a refresh and calls with the new
  * token; then every secret is looked for in stdout, stderr, the working folder, $HOME and the temp folder.
  */
+const tokenKey = '4f1c0e7a9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6';
+
 describe('cli: no secret reaches the log or the disk (fluidmcp run --log-level trace, Redis store)', function () {
   this.timeout(90_000);
   const tree = suiteTempTree();
@@ -72,22 +74,22 @@ describe('cli: no secret reaches the log or the disk (fluidmcp run --log-level t
     const clientSecret = oidc!.confidentialClient.clientSecret!;
     cli = new RunningCli(['run', '--file', config, '--start-server', '--port', '0', '--log-level', 'trace', '--state-store', redis!.url(0)], {
       cwd: work,
-      env: { HOME: home, TMPDIR: tmp, POST_CLIENT_ID: oidc!.confidentialClient.clientId, POST_CLIENT_SECRET: clientSecret },
+      env: { HOME: home, TMPDIR: tmp, POST_CLIENT_ID: oidc!.confidentialClient.clientId, POST_CLIENT_SECRET: clientSecret, FMCP_TOKEN_KEYS: tokenKey },
     });
     const base = (await cli.ready()).replace('127.0.0.1', 'localhost');
-    const secrets = new Map<string, string>([['client secret', clientSecret]]);
+    const secrets = new Map<string, string>([['client secret', clientSecret], ['token key', tokenKey]]);
 
     const callback = new URL(await loginThroughProvider(`${base}/mailbox/auth/login`));
     secrets.set('code', callback.searchParams.get('code')!);
     secrets.set('state', callback.searchParams.get('state')!);
-    // the verifier never leaves the gateway: read it where it waits, in Redis
+    // the verifier waits in Redis (whose snapshots go to disk) sealed with the token key, never in clear
     const client = new Redis(redis!.url(0));
     try {
       const keys = await client.keys('*pending:*');
       const values = (await Promise.all(keys.map((k) => client.get(k)))).filter((v): v is string => v !== null);
-      const verifiers = values.map((v) => v.match(/"[a-zA-Z_]*[vV]erifier"\s*:\s*"([^"]+)"/)?.[1]).filter((v): v is string => v !== undefined);
-      expect(verifiers, `the pending login in Redis: ${values.join(' ')}`).to.have.length(1);
-      secrets.set('verifier', verifiers[0]!);
+      expect(values, 'the pending login in Redis').to.have.length(1);
+      expect(values[0]).to.match(/^\{"sealed":"[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"\}$/);
+      expect(values[0]).to.not.match(/verifier|mailbox/);
     } finally {
       client.disconnect();
     }

@@ -108,7 +108,32 @@ describe('issue 12: server processes get only the environment they need', functi
     });
     const refused = await runCli(['run', '--file', 'bad-inherit.json', '--start-server', '--port', '0'], { cwd: tree.root, env: gatewayEnv });
     expect(refused.code).to.equal(2);
-    expect(refused.stderr).to.match(/fluidmcp: \/.*\/bad-inherit\.json: mcpServers\.other\.inherit_env: "CALC_KEYS" is named by an auth block: the gateway's credentials never reach a server process; put what the server needs in "env"\n/);
+    expect(refused.stderr).to.match(/fluidmcp: \/.*\/bad-inherit\.json: mcpServers\.other\.inherit_env: "CALC_KEYS" is named by an auth block \(mcpServers\.gmail\.auth\.keys_env\): the gateway's credentials never reach a server process; put what the server needs in "env"\n/);
+
+    // the dry run says the same as the start: no "Configuration is valid" for a config the start refuses
+    tree.write('bad-secret.json', {
+      mcpServers: {
+        gmail: {
+          ...everything(),
+          auth: { type: 'oauth2', flow: 'pkce', authorization_url: 'https://accounts.google.com/o/oauth2/v2/auth', token_url: 'https://oauth2.googleapis.com/token', validate: 'none', client_id_env: 'GOOGLE_CLIENT_ID', client_secret_env: 'MY_SECRET' },
+        },
+        other: { ...everything(), inherit_env: ['MY_SECRET'] },
+      },
+    });
+    const dry = await runCli(['run', '--file', 'bad-secret.json'], { cwd: tree.root, env: gatewayEnv });
+    expect(dry.code).to.equal(2);
+    expect(dry.stdout).to.not.contain('Configuration is valid');
+    expect(dry.stderr).to.match(/fluidmcp: \/.*\/bad-secret\.json: mcpServers\.other\.inherit_env: "MY_SECRET" is named by an auth block \(mcpServers\.gmail\.auth\.client_secret_env\): the gateway's credentials never reach a server process; put what the server needs in "env"\n/);
+
+    // a gateway setting: refused by the dry run and by the start, not silently dropped
+    tree.write('bad-setting.json', { mcpServers: { other: { ...everything(), inherit_env: ['HTTPS_PROXY', 'FMCP_TOKEN_KEYS'] } } });
+    const setting = /fluidmcp: \/.*\/bad-setting\.json: mcpServers\.other\.inherit_env: "FMCP_TOKEN_KEYS" is a setting of the gateway itself \(FMCP_\*\): it never reaches a server process; remove it, or put what the server needs in "env"\n/;
+    for (const args of [['run', '--file', 'bad-setting.json'], ['run', '--file', 'bad-setting.json', '--start-server', '--port', '0']]) {
+      const result = await runCli(args, { cwd: tree.root, env: { ...gatewayEnv, FMCP_TOKEN_KEYS: 'a-key-for-the-gateway-only-0123456789abcdef' } });
+      expect(result.code, args.join(' ')).to.equal(2);
+      expect(result.stdout).to.not.contain('Configuration is valid').and.not.contain('gateway ready');
+      expect(result.stderr).to.match(setting);
+    }
 
     tree.write('bad-shape.json', { mcpServers: { other: { ...everything(), inherit_env: 'PATH' } } });
     const shape = await runCli(['run', '--file', 'bad-shape.json'], { cwd: tree.root, env: gatewayEnv });

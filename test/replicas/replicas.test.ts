@@ -71,7 +71,7 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
     const start = async (id: string): Promise<Replica> => {
       const cli = new RunningCli(
         ['run', '--file', config, '--start-server', '--port', '0', '--replica-id', id, '--metrics', '--public-url', `http://localhost:${nginxPort}`],
-        { env: { MAILBOX_CLIENT_ID: oidc.publicClient.clientId } },
+        { env: { MAILBOX_CLIENT_ID: oidc.publicClient.clientId, FMCP_TOKEN_KEYS: '4f1c0e7a9b2d3c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6' } },
       );
       const replica = { id, cli, port: 0, direct: '' };
       replicas.push(replica);

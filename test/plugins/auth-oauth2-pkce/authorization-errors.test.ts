@@ -201,6 +201,37 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
       });
     }
 
+    it('a client_id or redirect_uri sent twice: an error page, never a redirect (RFC 6749 section 3.1), whichever comes first', async () => {
+      for (const [name, second] of [['client_id', otherClientId], ['client_id', clientId], ['redirect_uri', REDIRECT]] as const) {
+        const q = new URLSearchParams(goodParams(challenge));
+        q.append(name, second);
+        const a = await track(`${gw.base}/files/authorize?${q}`);
+        expect(a.status, `${name} twice`).to.equal(400);
+        expect(a.headers.get('location')).to.equal(null);
+        expect(a.headers.get('content-type')).to.equal('text/html; charset=utf-8');
+        expect(a.text).to.include('<code>invalid_request</code>').and.include(`the request includes ${name} more than once: send each parameter once (RFC 6749 section 3.1)`);
+      }
+    });
+
+    it('any other parameter sent twice: redirected back with invalid_request, the state and iss; two resources stay invalid_target', async () => {
+      for (const [name, second] of [['code_challenge', challenge], ['response_type', 'code'], ['state', 'st-2']] as const) {
+        const q = new URLSearchParams(goodParams(challenge));
+        q.append(name, second);
+        const a = await track(`${gw.base}/files/authorize?${q}`);
+        expect(a.status, `${name} twice`).to.equal(302);
+        const location = new URL(a.headers.get('location')!);
+        expect(`${location.origin}${location.pathname}`).to.equal(REDIRECT);
+        expect(location.searchParams.get('error')).to.equal('invalid_request');
+        expect(location.searchParams.get('error_description')).to.equal(`the request includes ${name} more than once: send each parameter once (RFC 6749 section 3.1)`);
+        expect(location.searchParams.get('state')).to.equal('st-1');
+        expect(location.searchParams.get('iss')).to.equal(`${publicUrl}/files`);
+      }
+      const q = new URLSearchParams(goodParams(challenge));
+      q.append('resource', 'https://other.example/mcp');
+      const two = await track(`${gw.base}/files/authorize?${q}`);
+      expect(new URL(two.headers.get('location')!).searchParams.get('error')).to.equal('invalid_target');
+    });
+
     it('a client registered with another package is unknown here', async () => {
       const a = await track(authorizeUrl({ ...goodParams(challenge), client_id: notesClientId }));
       expect(a.status).to.equal(400);
@@ -351,6 +382,28 @@ describe('auth-oauth2-pkce as an MCP authorization server: every bad input gets 
       expect(a.status).to.equal(401);
       expect(a.headers.get('www-authenticate')).to.include('error="invalid_token"').and.include('resource_metadata=');
       expect((a.json!.error as { message: string }).message).to.include('The access token sent to "files" has expired');
+    });
+
+    it('a refresh token, a code or a client id of ours sent as a Bearer token: 401 saying what it is and what to do', async () => {
+      const seal = new TokenSeal([tokenKey]);
+      const refresh = await seal.seal('refresh', { aud: `${publicUrl}/files/mcp`, exp: epochIn(600), prt: 'provider-refresh', cid: clientId });
+      const code = await seal.seal('code', { aud: `${publicUrl}/files`, exp: epochIn(60), jti: 'x' });
+      for (const [token, says] of [
+        [refresh, `is a refresh token, not an access token (exchange it at the token endpoint ${publicUrl}/files/token with grant_type=refresh_token)`],
+        [code, `is an authorization code, not an access token (redeem it at the token endpoint ${publicUrl}/files/token with grant_type=authorization_code)`],
+        [clientId, `is a client id (from ${publicUrl}/files/register), not an access token (sign in with it at ${publicUrl}/files/authorize)`],
+      ] as const) {
+        const a = await track(`${gw.base}/files/mcp`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+          body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+        });
+        expect(a.status, says).to.equal(401);
+        expect(a.headers.get('www-authenticate'), says).to.include('error="invalid_token"');
+        const message = (a.json!.error as { message: string }).message;
+        expect(message).to.equal(`The Bearer token sent to "files" ${says}: sign in at ${publicUrl}/files/auth/login, then send the access_token as "Authorization: Bearer <access_token>"`);
+        expect(message).to.not.include('provider rejected');
+      }
     });
 
     it('a JSON body is invalid_request', async () => {

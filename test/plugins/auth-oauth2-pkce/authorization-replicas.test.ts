@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
+import { Redis } from 'ioredis';
 import { stateRedis } from '../../../index.js';
 import { challengeS256, createVerifier } from '../../../plugins/auth-oauth2-pkce/index.js';
 import { everythingEntry, type TestGateway } from '../../helpers/gateway.js';
@@ -84,5 +85,46 @@ describe('auth-oauth2-pkce as an MCP authorization server: two replicas, one key
     });
     expect(replay.status).to.equal(400);
     expect(await replay.json()).to.deep.equal({ error: 'invalid_grant', error_description: 'the authorization code was already used' });
+  });
+  it('keeps a pending login in Redis sealed with the token key, with no verifier in clear, and finishes it on the other replica', async () => {
+    const publicUrl = one.kernel.publicUrl();
+    const start = await fetch(`${one.base}/files/auth/login`, { redirect: 'manual' });
+    expect(start.status).to.equal(302);
+    const state = new URL(start.headers.get('location')!).searchParams.get('state')!;
+    const client = new Redis(redis.url(3));
+    let stored: string | null;
+    try {
+      stored = await client.get(`fmcp:pending:${state}`);
+    } finally {
+      client.disconnect();
+    }
+    // a JWE (dir, A256GCM): five parts, the second (the encrypted key) empty
+    expect(stored).to.match(/^\{"sealed":"[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"\}$/);
+    expect(stored).to.not.match(/verifier|files|redirect_uri/);
+    const header = JSON.parse(Buffer.from(JSON.parse(stored!).sealed.split('.')[0], 'base64url').toString()) as Record<string, string>;
+    expect(header).to.include({ alg: 'dir', enc: 'A256GCM', typ: 'fmcp-pending+jwe' });
+
+    // the browser follows the redirect to the provider (through the redirector, which the helper starts from)
+    redirectTo = start.headers.get('location')!;
+    const callback = await loginThroughProvider(`http://127.0.0.1:${(redirector.address() as AddressInfo).port}/`);
+    const done = await fetch(callback.replace(publicUrl, two.base));
+    const body = (await done.json()) as { success?: boolean; package?: string; token_data?: { access_token?: string } };
+    expect(done.status, JSON.stringify(body)).to.equal(200);
+    expect(body).to.include({ success: true, package: 'files' });
+    expect(body.token_data!.access_token).to.be.a('string');
+  });
+
+  it('refuses to start with a shared store and no token key: a random key would seal what the other replicas cannot open', async () => {
+    const servers = { files: { ...everythingEntry(), auth: { type: 'oauth2', flow: 'pkce', ...pkceAuth(oidc) } } };
+    let failure: unknown;
+    try {
+      const gw = await startPkceGateway(oidc, servers, { extraPlugins: [stateRedis({ url: redis.url(4) })] });
+      await gw.stop();
+    } catch (err) {
+      failure = err;
+    }
+    expect(String((failure as Error | undefined)?.message)).to.contain(
+      '--token-key / FMCP_TOKEN_KEYS: not given: a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)',
+    );
   });
 });
