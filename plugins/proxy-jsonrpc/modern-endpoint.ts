@@ -9,7 +9,7 @@ import {
 } from '../../core/index.js';
 import { withTimeout, type Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
-import { errorResponse, INVALID_REQUEST, isObject, kindOf, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { errorResponse, idOf, INVALID_REQUEST, isObject, kindOf, messageProblem, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import {
   ALL_VERSIONS,
   decorateResult,
@@ -99,6 +99,11 @@ export class ModernEndpoint {
     if (kind === 'notification') {
       // this revision defines no client notifications over HTTP (closing a stream is the cancellation)
       res.writeHead(202).end();
+      return;
+    }
+    if (kind === 'invalid') {
+      const problem = messageProblem(message);
+      sendJson(res, 400, errorResponse(idOf(message), problem.code, problem.message));
       return;
     }
     if (kind !== 'request') {
