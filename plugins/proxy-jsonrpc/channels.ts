@@ -1,6 +1,6 @@
 import { errors, type ChannelBroker, type ClientChannel, type Identity, type JsonObject } from '../../core/index.js';
 import type { Dispatcher } from './dispatcher.js';
-import { errorResponse, INVALID_REQUEST, kindOf, REQUEST_CANCELLED, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { errorResponse, idOf, INVALID_REQUEST, kindOf, messageProblem, REQUEST_CANCELLED, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { CallSink } from './call-sink.js';
 import { clientAddress } from './session-limits.js';
 import type { Session } from './sessions.js';
@@ -51,7 +51,8 @@ export class Channels implements ChannelBroker {
         if (current) identity = current;
         const kind = kindOf(message);
         if (kind === 'invalid') {
-          onMessage(errorResponse(null, INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object with "method"'));
+          const problem = messageProblem(message);
+          onMessage(errorResponse(idOf(message), problem.code, problem.message));
           return;
         }
         if (kind === 'request' && message.method === 'initialize') {
@@ -84,7 +85,12 @@ export class Channels implements ChannelBroker {
 
   call(serverName: string, identity: Identity, request: JsonObject, onNotification?: (message: JsonObject) => void, signal?: AbortSignal): Promise<JsonObject> {
     const server = this.dispatcher.server(serverName);
-    if (kindOf(request) !== 'request') return Promise.reject(errors.FMCP_ERR_BAD_REQUEST('Invalid Request: expected a JSON-RPC 2.0 request with "method" and "id"'));
+    const kind = kindOf(request);
+    if (kind === 'invalid') {
+      const problem = messageProblem(request);
+      return Promise.resolve(errorResponse(idOf(request), problem.code, problem.message));
+    }
+    if (kind !== 'request') return Promise.reject(errors.FMCP_ERR_BAD_REQUEST('Invalid Request: expected a JSON-RPC 2.0 request with "method" and "id"'));
     return new Promise((resolve) => {
       let done = false;
       const sink = new FunctionSink(

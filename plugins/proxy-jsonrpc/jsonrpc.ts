@@ -9,6 +9,7 @@ export const BATCH_VERSION = '2025-03-26';
 export const PARSE_ERROR = -32700;
 export const INVALID_REQUEST = -32600;
 export const METHOD_NOT_FOUND = -32601;
+export const INVALID_PARAMS = -32602;
 export const INTERNAL_ERROR = -32603;
 /** server unavailable (crashed, restarting, failed) */
 export const SERVER_UNAVAILABLE = -32000;
@@ -29,24 +30,64 @@ export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' &
 
 export type MessageKind = 'request' | 'notification' | 'response' | 'invalid';
 
+const CALL_MEMBERS = new Set(['jsonrpc', 'id', 'method', 'params']);
+const RESPONSE_MEMBERS = new Set(['jsonrpc', 'id', 'result', 'error']);
+
 /**
- * Classifies one client message; `invalid` covers anything that is not a JSON-RPC 2.0 object. A missing
- * `jsonrpc` member is filled in (as the seed's clients may omit it); any other value is invalid.
+ * Classifies one client message; `invalid` covers anything that is not a JSON-RPC 2.0 object an MCP
+ * peer may send (`messageProblem` says why). A missing `jsonrpc` member is filled in (as the seed's
+ * clients may omit it); any other value is invalid.
  */
 export function kindOf(message: unknown): MessageKind {
   if (!isObject(message)) return 'invalid';
   if (message.jsonrpc === undefined) message.jsonrpc = '2.0';
   else if (message.jsonrpc !== '2.0') return 'invalid';
-  const hasId = 'id' in message;
+  const hasId = Object.hasOwn(message, 'id');
   if (typeof message.method === 'string') {
-    const params = message.params;
-    if (params !== undefined && (typeof params !== 'object' || params === null)) return 'invalid';
+    if (message.params !== undefined && !isObject(message.params)) return 'invalid';
+    if (unexpectedMember(message, CALL_MEMBERS) !== undefined) return 'invalid';
     if (!hasId) return 'notification';
     return validId(message.id) ? 'request' : 'invalid';
   }
   if (message.method !== undefined) return 'invalid';
-  if (hasId && ('result' in message || 'error' in message)) return 'response';
+  if (hasId && (Object.hasOwn(message, 'result') || Object.hasOwn(message, 'error'))) {
+    return unexpectedMember(message, RESPONSE_MEMBERS) === undefined ? 'response' : 'invalid';
+  }
   return 'invalid';
+}
+
+/** The first own member outside `allowed` (JSON.parse makes `__proto__` an own member like any other). */
+function unexpectedMember(message: JsonObject, allowed: ReadonlySet<string>): string | undefined {
+  for (const key of Object.keys(message)) if (!allowed.has(key)) return key;
+  return undefined;
+}
+
+/** Why `kindOf` called a message invalid: the JSON-RPC error code and message to answer with. */
+export function messageProblem(message: unknown): { code: number; message: string } {
+  const shape = 'a request or notification has "jsonrpc": "2.0", a string "method", "params" as an object and, for a request, a string or number "id"; a response has "jsonrpc", "id" and "result" or "error"';
+  if (!isObject(message)) return { code: INVALID_REQUEST, message: `Invalid Request: expected a JSON-RPC 2.0 message object, got ${Array.isArray(message) ? 'an array' : message === null ? 'null' : typeof message}: ${shape}` };
+  if (message.jsonrpc !== '2.0') return { code: INVALID_REQUEST, message: `Invalid Request: "jsonrpc" must be "2.0"` };
+  if (typeof message.method === 'string') {
+    if (message.params !== undefined && !isObject(message.params)) {
+      const got = Array.isArray(message.params) ? 'an array' : message.params === null ? 'null' : `a ${typeof message.params}`;
+      return { code: INVALID_PARAMS, message: `Invalid params: "params" of ${message.method} must be an object, got ${got} (JSON-RPC 2.0 allows by-position arrays, MCP does not: send named params such as {"name": …})` };
+    }
+    const extra = unexpectedMember(message, CALL_MEMBERS);
+    if (extra !== undefined) return { code: INVALID_REQUEST, message: `Invalid Request: unexpected member ${JSON.stringify(extra)}; a JSON-RPC request or notification has only "jsonrpc", "id", "method" and "params" (put extra data in params or params._meta)` };
+    return { code: INVALID_REQUEST, message: 'Invalid Request: "id" must be a string or a number' };
+  }
+  if (message.method !== undefined) return { code: INVALID_REQUEST, message: `Invalid Request: "method" must be a string such as "tools/list"` };
+  if (Object.hasOwn(message, 'id') && (Object.hasOwn(message, 'result') || Object.hasOwn(message, 'error'))) {
+    const extra = unexpectedMember(message, RESPONSE_MEMBERS);
+    if (extra !== undefined) return { code: INVALID_REQUEST, message: `Invalid Request: unexpected member ${JSON.stringify(extra)}; a JSON-RPC response has only "jsonrpc", "id" and "result" or "error"` };
+  }
+  return { code: INVALID_REQUEST, message: `Invalid Request: ${shape}` };
+}
+
+/** The id to answer an invalid message with: its own when that is a valid id, else null. */
+export function idOf(message: unknown): JsonRpcId {
+  const id = isObject(message) ? message.id : null;
+  return validId(id) ? (id as string | number) : null;
 }
 
 function validId(id: unknown): boolean {

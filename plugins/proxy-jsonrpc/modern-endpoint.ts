@@ -9,7 +9,7 @@ import {
 } from '../../core/index.js';
 import { withTimeout, type Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
-import { errorResponse, INVALID_REQUEST, isObject, kindOf, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { errorResponse, idOf, INVALID_REQUEST, isObject, kindOf, messageProblem, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import {
   ALL_VERSIONS,
   decorateResult,
@@ -20,7 +20,7 @@ import {
   type ResultDecoration,
 } from './modern-era.js';
 import { ExclusiveCalls } from './exclusive-calls.js';
-import { ModernCall, type MrtrBridge, type ModernTarget } from './mrtr-bridge.js';
+import { ModernCall, paramsDigest, type MrtrBridge, type ModernTarget } from './mrtr-bridge.js';
 import type { RetryForwarder } from './replica-forward.js';
 import type { Subscriptions } from './subscriptions.js';
 
@@ -111,6 +111,11 @@ export class ModernEndpoint {
       res.writeHead(202).end();
       return;
     }
+    if (kind === 'invalid') {
+      const problem = messageProblem(message);
+      sendJson(res, 400, errorResponse(idOf(message), problem.code, problem.message));
+      return;
+    }
     if (kind !== 'request') {
       sendJson(res, 400, errorResponse(null, INVALID_REQUEST, 'Invalid Request: a 2026-07-28 POST carries one JSON-RPC request or notification, never a response'));
       return;
@@ -146,16 +151,16 @@ export class ModernEndpoint {
         await this.forwarder.forward(ctx, server.name, holder, message.id);
         return;
       }
-      const call = this.bridge.resume(params.requestState, principal, server.name, method, name);
-      if (typeof call === 'string') {
-        sendJson(res, 200, errorResponse(message.id, INVALID_REQUEST, `Invalid Request: ${call}`));
+      const call = this.bridge.resume(params.requestState, principal, server.name, method, name, params);
+      if (!(call instanceof ModernCall)) {
+        sendJson(res, 200, errorResponse(message.id, call.code, call.message));
         return;
       }
       this.watchClose(ctx, call, target);
       call.resume(target, params.inputResponses);
       return;
     }
-    const call = new ModernCall(this.bridge, principal, server.name, method, name, () => this.decoration(server, ctx), target);
+    const call = new ModernCall(this.bridge, principal, server.name, method, name, paramsDigest(params), () => this.decoration(server, ctx), target);
     call.cancelUpstream = ExclusiveCalls.needed(checked.capabilities)
       ? this.exclusive.request(server, ctx.identity, toLegacyRequest(message), call)
       : this.dispatcher.request(server, ctx.identity, undefined, toLegacyRequest(message), call);

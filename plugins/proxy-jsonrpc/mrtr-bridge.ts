@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { JsonObject } from '../../core/index.js';
-import { errorResponse, INTERNAL_ERROR, isObject, METHOD_NOT_FOUND } from './jsonrpc.js';
+import { errorResponse, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, isObject, METHOD_NOT_FOUND } from './jsonrpc.js';
 import { decorateResult, logAllowed, MISSING_REQUIRED_CLIENT_CAPABILITY, MRTR_METHODS, type ResultDecoration } from './modern-era.js';
 import type { CallSink } from './call-sink.js';
 
@@ -40,6 +40,8 @@ export interface RequestStateClaims {
   readonly s: string;
   readonly m: string;
   readonly n: string;
+  /** digest of the original request's params (canonical JSON, without _meta and the MRTR fields) */
+  readonly d: string;
   /** expiry, ms since the epoch */
   readonly e: number;
   /** the replica that holds the call ('' without replicas) */
@@ -53,6 +55,32 @@ export interface BridgeOptions {
 }
 
 const digest = (v: string): string => createHash('sha256').update(v).digest('base64url').slice(0, 22);
+
+/** JSON with object keys sorted at every level, so equal params give equal text whatever their key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isObject(value)) {
+    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * What a retry must repeat of the original request (mrtr.mdx: "a digest of its salient parameters"):
+ * its params without `_meta` (version, capabilities, progress token may change) and the MRTR fields.
+ */
+export function paramsDigest(params: JsonObject): string {
+  const salient: JsonObject = {};
+  for (const [k, v] of Object.entries(params)) if (k !== '_meta' && k !== 'inputResponses' && k !== 'requestState') salient[k] = v;
+  return digest(canonicalJson(salient));
+}
+
+/** Why a retry cannot continue a waiting call: the JSON-RPC error to answer it with. */
+export interface RetryRefusal {
+  readonly code: number;
+  readonly message: string;
+}
 
 /** The signed-state half of the bridge: the calls that wait for a retry, and the requestState codec. */
 export class MrtrBridge {
@@ -95,22 +123,33 @@ export class MrtrBridge {
       s: call.serverName,
       m: call.method,
       n: digest(call.name),
+      d: call.paramsDigest,
       e: Date.now() + this.options.inputTimeoutMs,
       r: this.options.replicaId,
     };
   }
 
-  /** Why a retry cannot resume, or the call it resumes. */
-  resume(state: unknown, principal: string, serverName: string, method: string, name: string): ModernCall | string {
-    if (typeof state !== 'string') return 'requestState must be the string the gateway returned';
+  /**
+   * The call a retry resumes, or why it cannot. Checked where the call waits (a replica forwards a retry
+   * to the holder, which alone can verify the MAC), against the signed claims.
+   */
+  resume(state: unknown, principal: string, serverName: string, method: string, name: string, params: JsonObject): ModernCall | RetryRefusal {
+    const invalid = (why: string): RetryRefusal => ({ code: INVALID_REQUEST, message: `Invalid Request: ${why}` });
+    if (typeof state !== 'string') return invalid('requestState must be the string the gateway returned');
     const claims = this.verify(state);
-    if (!claims) return 'requestState was not issued by this gateway or was altered: retry the original request without it';
-    if (claims.p !== digest(principal)) return 'requestState belongs to another caller';
-    if (claims.s !== serverName || claims.m !== method || claims.n !== digest(name)) return `requestState was issued for another request (${claims.m} on "${claims.s}"): send it only with the retry of that request`;
-    if (claims.e < Date.now()) return 'requestState expired: retry the original request without it';
-    if (claims.r !== this.options.replicaId) return `requestState was issued by replica "${claims.r}", which this gateway is not`;
+    if (!claims) return invalid('requestState was not issued by this gateway or was altered: retry the original request without it');
+    if (claims.p !== digest(principal)) return invalid('requestState belongs to another caller');
+    if (claims.s !== serverName || claims.m !== method || claims.n !== digest(name)) return invalid(`requestState was issued for another request (${claims.m} on "${claims.s}"): send it only with the retry of that request`);
+    if (claims.d !== paramsDigest(params)) {
+      return {
+        code: INVALID_PARAMS,
+        message: `Invalid params: this retry's params differ from those of the original ${claims.m} request that requestState continues; a retry must repeat the original request's params exactly (only inputResponses, requestState and _meta may change), or send the changed request anew without requestState`,
+      };
+    }
+    if (claims.e < Date.now()) return invalid('requestState expired: retry the original request without it');
+    if (claims.r !== this.options.replicaId) return invalid(`requestState was issued by replica "${claims.r}", which this gateway is not`);
     const call = this.waiting.get(claims.w);
-    if (!call) return 'the call this requestState continues is no longer waiting (it was answered, timed out, or the gateway restarted): retry the original request without requestState';
+    if (!call) return invalid('the call this requestState continues is no longer waiting (it was answered, timed out, or the gateway restarted): retry the original request without requestState');
     return call;
   }
 
@@ -195,6 +234,8 @@ export class ModernCall implements CallSink {
     readonly method: string,
     /** params.name or params.uri of the original request ('' when none) */
     readonly name: string,
+    /** `paramsDigest` of the original request: a retry must carry the same */
+    readonly paramsDigest: string,
     private readonly decoration: () => ResultDecoration,
     target: ModernTarget,
   ) {

@@ -43,6 +43,12 @@ export interface InstanceOptions {
 
 export type InstanceState = 'starting' | 'ready' | 'down' | 'failed' | 'stopped';
 
+/** a handshake that timed out or was refused is tried again after this long, doubling up to the cap */
+const HANDSHAKE_RETRY_BASE_MS = 1000;
+const HANDSHAKE_RETRY_MAX_MS = 60_000;
+
+const formatMs = (ms: number): string => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`);
+
 /**
  * One server process (or remote connection) and the calls in flight to it. Ids are rewritten to the
  * instance's own counter on the way in and restored on the way out, so clients that reuse ids never
@@ -66,8 +72,12 @@ export class ServerInstance {
   /** what the server sends on its own: its requests to clients, its notifications */
   private readonly initiated: ServerInitiated;
   private queue: (() => void)[] = [];
-  private handshakeId = 0;
+  /** the ids of this run's initialize requests: a slow server's answer to an earlier one still counts */
+  private readonly handshakeIds = new Set<number>();
   private handshakeTimer: NodeJS.Timeout | undefined;
+  /** handshakes in a row that timed out or were refused; the next waits longer */
+  private handshakeFailures = 0;
+  private handshakeRetryTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -98,7 +108,7 @@ export class ServerInstance {
     let state = s.state;
     if (this.state === 'failed' || this.state === 'stopped') state = this.state;
     else if (this.state !== 'ready' && s.state === 'up') state = 'starting';
-    return { ...s, state, lastError: s.lastError ?? this.lastError, inFlight: this.pending.size, ready: this.state === 'ready' };
+    return { ...s, state, lastError: this.latestError(), inFlight: this.pending.size, ready: this.state === 'ready' };
   }
 
   /** Failed, and its transport keeps trying: it comes back by itself, so it is kept rather than replaced. */
@@ -145,6 +155,7 @@ export class ServerInstance {
     this.upSince = undefined;
     this.failAll('the gateway is stopping this server');
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.handshakeRetryTimer);
     clearInterval(this.sweepTimer);
     await this.options.upstream.stop();
   }
@@ -236,9 +247,14 @@ export class ServerInstance {
 
   private unavailableReason(): string {
     if (this.state === 'stopped') return `Server "${this.options.name}" was stopped`;
-    const why = this.options.upstream.status.lastError ?? this.lastError ?? 'it is not running';
+    const why = this.latestError() ?? 'it is not running';
     // transports already say which server in their errors
     return why.startsWith(`Server "${this.options.name}"`) ? why : `Server "${this.options.name}" is unavailable: ${why}`;
+  }
+
+  /** a failed handshake is newer news than what the transport last said */
+  private latestError(): string | undefined {
+    return this.handshakeFailures > 0 ? this.lastError : (this.options.upstream.status.lastError ?? this.lastError);
   }
 
   private onUp(): void {
@@ -259,13 +275,11 @@ export class ServerInstance {
     // a failed server being retried stays failed (calls fail at once) until it answers
     if (this.state !== 'failed') this.state = 'starting';
     const id = this.nextId++;
-    this.handshakeId = id;
+    this.handshakeIds.add(id);
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.handshakeRetryTimer);
     this.handshakeTimer = setTimeout(() => {
-      this.lastError = `it did not answer initialize within ${this.options.handshakeTimeoutMs} ms`;
-      this.options.log.error({ server: this.options.name }, this.lastError);
-      this.failAll(`Server "${this.options.name}" ${this.lastError}`);
-      this.settled();
+      this.handshakeFailed(`did not answer the gateway's initialize within ${this.options.handshakeTimeoutMs} ms`, 'check that it is an MCP server and that it starts within handshakeTimeoutMs');
     }, this.options.handshakeTimeoutMs);
     this.sendQuietly({
       jsonrpc: '2.0',
@@ -279,17 +293,68 @@ export class ServerInstance {
     });
   }
 
+  /**
+   * The server did not complete the handshake (no answer in time, or an error): it counts as failed
+   * (calls fail at once, /health says so) and the handshake is tried again with backoff until it succeeds.
+   */
+  private handshakeFailed(what: string, advice: string): void {
+    clearTimeout(this.handshakeTimer);
+    if (this.state === 'stopped') return;
+    this.handshakeFailures++;
+    const wait = Math.min(HANDSHAKE_RETRY_MAX_MS, HANDSHAKE_RETRY_BASE_MS * 2 ** (this.handshakeFailures - 1));
+    this.lastError = `Server "${this.options.name}" ${what}; trying again in ${formatMs(wait)} (${advice})`;
+    this.options.log.error({ server: this.options.name, failures: this.handshakeFailures, inMs: wait }, this.lastError);
+    if (this.state !== 'failed') this.failedAt = Date.now();
+    this.state = 'failed';
+    this.willRetry = true;
+    this.failAll(this.lastError);
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(new Error(this.lastError));
+    this.settled();
+    this.handshakeRetryTimer = setTimeout(() => {
+      if (this.state === 'failed' && this.alive) this.handshake();
+    }, wait);
+    this.handshakeRetryTimer.unref();
+  }
+
+  /**
+   * The innermost cause when a refusal is this server's own failure message (a gateway answering for a
+   * server of the same name, such as this one through a url that leads back to it): said once, not nested.
+   */
+  private ownFailure(error: string): string | undefined {
+    const own = `Server "${this.options.name}" `;
+    if (!error.startsWith(own)) return undefined;
+    let inner = error;
+    while (inner.startsWith(own)) {
+      inner = inner.slice(own.length).replace(/; trying again in .*$/s, '');
+      if (inner.startsWith('refused initialize: ')) inner = inner.slice('refused initialize: '.length);
+      if (inner.startsWith('what answers it is a server named')) return inner.replace(/^.*? is unavailable itself \((.*)\); if its url .*$/s, '$1');
+    }
+    return inner;
+  }
+
   private onHandshakeAnswer(message: JsonObject): void {
     clearTimeout(this.handshakeTimer);
-    this.handshakeId = 0;
     if (!isObject(message.result)) {
       const error = isObject(message.error) ? String(message.error.message) : 'no result';
-      this.lastError = `it refused initialize: ${error}`;
-      this.options.log.error({ server: this.options.name, error }, 'server refused initialize');
-      this.failAll(`Server "${this.options.name}" ${this.lastError}`);
-      this.settled();
+      // only the latest attempt's refusal counts: an earlier one was already timed out
+      if (message.id !== [...this.handshakeIds].at(-1)) return;
+      this.handshakeIds.clear();
+      const loop = this.ownFailure(error);
+      if (loop !== undefined) {
+        this.handshakeFailed(
+          `refused initialize: what answers it is a server named "${this.options.name}" that is unavailable itself (${loop}); if its url points back at this gateway's /${this.options.name}/mcp, it can never start`,
+          'point its url at an MCP server',
+        );
+      } else {
+        this.handshakeFailed(`refused initialize: ${error}`, 'check its url or command and that it is an MCP server');
+      }
       return;
     }
+    this.handshakeIds.clear();
+    clearTimeout(this.handshakeRetryTimer);
+    this.handshakeFailures = 0;
     this.initResult = message.result;
     if (typeof message.result.protocolVersion === 'string') this.serverVersion = message.result.protocolVersion;
     this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/initialized' });
@@ -313,9 +378,11 @@ export class ServerInstance {
     this.logLevel = undefined; // a restarted server starts from its defaults
     this.upSince = undefined;
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.handshakeRetryTimer);
+    this.handshakeIds.clear();
     this.lastError = err.message;
-    // the transport may keep retrying a server it counts as failed: calls then fail at once meanwhile
-    const failed = !willRetry || this.options.upstream.status.state === 'failed';
+    // the transport may keep retrying a server it counts as failed (or that never finished a handshake): calls then fail at once meanwhile
+    const failed = !willRetry || this.options.upstream.status.state === 'failed' || this.handshakeFailures > 0;
     this.willRetry = willRetry;
     if (failed && this.state !== 'failed') this.failedAt = Date.now();
     this.state = failed ? 'failed' : 'down';
@@ -357,7 +424,7 @@ export class ServerInstance {
       this.options.log.debug({ server: this.options.name }, 'dropped a response with an id the gateway never sent');
       return;
     }
-    if (id === this.handshakeId) {
+    if (this.handshakeIds.has(id)) {
       this.onHandshakeAnswer(message);
       return;
     }

@@ -14,8 +14,9 @@ import {
   BATCH_VERSION,
   errorResponse,
   INVALID_REQUEST,
-  isObject,
+  idOf,
   kindOf,
+  messageProblem,
   PARSE_ERROR,
   REQUEST_CANCELLED,
   SERVER_UNAVAILABLE,
@@ -215,8 +216,8 @@ export class StreamableHttpEndpoint {
     const { res } = ctx;
     switch (kindOf(message)) {
       case 'invalid': {
-        const id = isObject(message) ? message.id : null;
-        sendJson(res, 400, errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, INVALID_REQUEST, 'Invalid Request: expected a JSON-RPC 2.0 object: "jsonrpc": "2.0", a string "method", "params" as an object or array, and a string or number "id" for a request'));
+        const problem = messageProblem(message);
+        sendJson(res, 400, errorResponse(idOf(message), problem.code, problem.message));
         return;
       }
       case 'notification':
@@ -269,7 +270,12 @@ export class StreamableHttpEndpoint {
   private batch(ctx: RequestContext, server: ServerDefinition, session: Session | undefined, items: unknown[], headerVersion: string | undefined): void {
     const version = session?.protocolVersion ?? headerVersion;
     if (version !== BATCH_VERSION) {
-      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, `Invalid Request: batches (JSON arrays) exist only in protocol version ${BATCH_VERSION}; this session speaks ${version ?? 'a version without batches'}`));
+      const why = session
+        ? `this session speaks ${version ?? 'a version without batches'}`
+        : version !== undefined
+          ? `this request's MCP-Protocol-Version is ${version}`
+          : `a call without a session takes one JSON-RPC message per POST (or a batch with "MCP-Protocol-Version: ${BATCH_VERSION}")`;
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, `Invalid Request: batches (JSON arrays) exist only in protocol version ${BATCH_VERSION}; ${why}`));
       return;
     }
     if (items.length === 0) {
@@ -280,9 +286,12 @@ export class StreamableHttpEndpoint {
       if (results.length === 0) ctx.res.writeHead(202).end();
       else sendJson(ctx.res, 200, results);
     });
-    for (const item of items) {
+    for (const [index, item] of items.entries()) {
       const kind = kindOf(item);
-      if (kind === 'invalid') sink.add(errorResponse(null, INVALID_REQUEST, 'Invalid Request in batch'));
+      if (kind === 'invalid') {
+        const problem = messageProblem(item);
+        sink.add(errorResponse(idOf(item), problem.code, `${problem.message} (batch item ${index})`));
+      }
       else if (kind === 'notification') this.dispatcher.notification(server, ctx.identity, session, item as JsonObject);
       else if (kind === 'response') this.dispatcher.response(session, item as JsonObject);
       else if ((item as JsonObject).method === 'initialize') sink.add(errorResponse((item as JsonObject).id, INVALID_REQUEST, 'initialize cannot be part of a batch'));

@@ -1,7 +1,7 @@
 import { sendJson, type EventStream, type EventStreamFactory, type JsonObject, type RequestContext, type ServerDefinition } from '../../core/index.js';
 import { withTimeout, type Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
-import { errorResponse, INVALID_REQUEST, isObject, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { errorResponse, INVALID_PARAMS, INVALID_REQUEST, isObject, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import { decorateResult, META_SUBSCRIPTION_ID, type ResultDecoration } from './modern-era.js';
 import type { CallSink } from './call-sink.js';
 
@@ -19,6 +19,31 @@ interface Listener {
   readonly uris: Set<string>;
   readonly stream: EventStream;
   readonly decoration: ResultDecoration;
+}
+
+/** Whether an Accept header allows `text/event-stream` (no header allows anything). */
+function acceptsEventStream(header: string | undefined): boolean {
+  if (header === undefined) return true;
+  return header
+    .toLowerCase()
+    .split(',')
+    .some((range) => {
+      const [type, ...rest] = range.split(';').map((p) => p.trim());
+      if (rest.some((p) => /^q=0(\.0*)?$/.test(p))) return false;
+      return type === 'text/event-stream' || type === 'text/*' || type === '*/*';
+    });
+}
+
+/** Why `notifications` is not a SubscriptionFilter (2026-07-28 schema), or undefined. */
+function filterProblem(filter: unknown): string | undefined {
+  if (filter === undefined) return 'params.notifications is required';
+  if (!isObject(filter)) return `params.notifications must be an object, got ${JSON.stringify(filter)}`;
+  for (const field of Object.keys(LIST_FILTERS)) {
+    if (filter[field] !== undefined && typeof filter[field] !== 'boolean') return `params.notifications.${field} must be a boolean, got ${JSON.stringify(filter[field])}`;
+  }
+  const uris = filter.resourceSubscriptions;
+  if (uris !== undefined && (!Array.isArray(uris) || !uris.every((u) => typeof u === 'string'))) return 'params.notifications.resourceSubscriptions must be an array of resource URIs (strings)';
+  return undefined;
 }
 
 /** A sink for the gateway's own calls: only the answer matters. */
@@ -53,8 +78,17 @@ export class Subscriptions {
       sendJson(ctx.res, 200, errorResponse(message.id, INVALID_REQUEST, 'subscriptions/listen needs an event stream and this gateway has none (the transport-sse plugin is not loaded)'));
       return;
     }
+    if (!acceptsEventStream(ctx.req.headers.accept)) {
+      sendJson(ctx.res, 406, errorResponse(message.id, INVALID_REQUEST, `Not Acceptable: subscriptions/listen answers with an event stream that stays open, and the Accept header ("${ctx.req.headers.accept}") does not allow one; send "Accept: application/json, text/event-stream"`));
+      return;
+    }
     const params = isObject(message.params) ? message.params : {};
-    const wanted = isObject(params.notifications) ? params.notifications : {};
+    const problem = filterProblem(params.notifications);
+    if (problem !== undefined) {
+      sendJson(ctx.res, 400, errorResponse(message.id, INVALID_PARAMS, `Invalid params: ${problem}; params.notifications is a SubscriptionFilter: {"toolsListChanged"?: boolean, "promptsListChanged"?: boolean, "resourcesListChanged"?: boolean, "resourceSubscriptions"?: [uri, …]}`));
+      return;
+    }
+    const wanted = params.notifications as JsonObject;
     const key = InstancePool.keyOf(server, ctx.identity);
     let capabilities: JsonObject;
     try {

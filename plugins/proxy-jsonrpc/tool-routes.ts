@@ -1,6 +1,6 @@
 import { sendJson, type JsonObject, type RequestContext } from '../../core/index.js';
 import type { Channels } from './channels.js';
-import { errorResponse, INVALID_REQUEST, isObject } from './jsonrpc.js';
+import { errorResponse, INVALID_PARAMS, INVALID_REQUEST, isObject } from './jsonrpc.js';
 
 /** The original FluidMCP convenience routes: `GET /{name}/mcp/tools/list`, `POST /{name}/mcp/tools/call`. */
 export class ToolRoutes {
@@ -19,8 +19,17 @@ export class ToolRoutes {
       sendJson(ctx.res, 400, errorResponse(null, -32700, 'Parse error: the body is not valid JSON; send {"name": "<tool>", "arguments": {...}}'));
       return;
     }
-    if (!isObject(body) || typeof body.name !== 'string' || (body.arguments !== undefined && !isObject(body.arguments))) {
+    if (!isObject(body) || typeof body.name !== 'string') {
       sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, 'Invalid body: send {"name": "<tool>", "arguments": {...}}'));
+      return;
+    }
+    const extra = Object.keys(body).find((k) => k !== 'name' && k !== 'arguments');
+    if (extra !== undefined) {
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_REQUEST, `Invalid body: unexpected member ${JSON.stringify(extra)}; send only {"name": "<tool>", "arguments": {...}}`));
+      return;
+    }
+    if (body.arguments !== undefined && !isObject(body.arguments)) {
+      sendJson(ctx.res, 400, errorResponse(null, INVALID_PARAMS, `Invalid params: "arguments" must be an object of named arguments, got ${Array.isArray(body.arguments) ? 'an array' : body.arguments === null ? 'null' : `a ${typeof body.arguments}`} (MCP has no by-position arguments)`));
       return;
     }
     await this.forward(ctx, 'tools/call', { name: body.name, arguments: body.arguments ?? {} });

@@ -34,15 +34,31 @@ const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !==
 
 const isId = (v: unknown): boolean => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
 
-/** A request, notification or response by JSON-RPC 2.0's shape (anything else is refused with 400). */
-function isJsonRpcMessage(msg: JsonObject): boolean {
+const CALL_MEMBERS = new Set(['jsonrpc', 'id', 'method', 'params']);
+const RESPONSE_MEMBERS = new Set(['jsonrpc', 'id', 'result', 'error']);
+
+/**
+ * Why a message is not a request, notification or response by JSON-RPC 2.0's shape as MCP uses it
+ * (params always an object, no members beyond the spec's), as the JSON-RPC error code and message;
+ * undefined when it is one. `__proto__` from JSON.parse is an own member like any other.
+ */
+function messageProblem(msg: JsonObject): { code: number; message: string } | undefined {
   if (typeof msg.method === 'string') {
     const params = msg.params;
-    if (params !== undefined && (typeof params !== 'object' || params === null)) return false;
-    return !('id' in msg) || isId(msg.id);
+    if (params !== undefined && !isObject(params)) {
+      const got = Array.isArray(params) ? 'an array' : params === null ? 'null' : `a ${typeof params}`;
+      return { code: -32602, message: `Invalid params: "params" of ${msg.method} must be an object, got ${got} (JSON-RPC 2.0 allows by-position arrays, MCP does not: send named params such as {"name": …})` };
+    }
+    const extra = Object.keys(msg).find((k) => !CALL_MEMBERS.has(k));
+    if (extra !== undefined) return { code: -32600, message: `Invalid Request: unexpected member ${JSON.stringify(extra)}; a JSON-RPC request or notification has only "jsonrpc", "id", "method" and "params" (put extra data in params or params._meta)` };
+    return !Object.hasOwn(msg, 'id') || isId(msg.id) ? undefined : { code: -32600, message: 'Invalid Request: "id" must be a string or a number' };
   }
-  if (msg.method !== undefined) return false;
-  return 'id' in msg && (isId(msg.id) || msg.id === null) && ('result' in msg || 'error' in msg);
+  const shape = 'expected a JSON-RPC 2.0 message: a request or notification (a string "method", "params" as an object, a string or number "id" for a request) or a response ("id" with "result" or "error")';
+  if (msg.method !== undefined || !Object.hasOwn(msg, 'id') || !(isId(msg.id) || msg.id === null) || !(Object.hasOwn(msg, 'result') || Object.hasOwn(msg, 'error'))) {
+    return { code: -32600, message: `Invalid Request: ${shape}` };
+  }
+  const extra = Object.keys(msg).find((k) => !RESPONSE_MEMBERS.has(k));
+  return extra === undefined ? undefined : { code: -32600, message: `Invalid Request: unexpected member ${JSON.stringify(extra)}; a JSON-RPC response has only "jsonrpc", "id" and "result" or "error"` };
 }
 
 /** JSON-RPC errors answered as plain JSON, before any stream is opened. */
@@ -71,9 +87,10 @@ function parseMessage(ctx: RequestContext, allowBatch: boolean): JsonObject[] | 
       rpcError(ctx, 400, -32600, 'Invalid Request: "jsonrpc" must be "2.0"', msg.id ?? null);
       return undefined;
     }
-    if (!isJsonRpcMessage(msg)) {
-      const id = typeof msg.id === 'string' || typeof msg.id === 'number' ? msg.id : null;
-      rpcError(ctx, 400, -32600, 'Invalid Request: expected a JSON-RPC 2.0 message: a request or notification (a string "method", "params" as an object or array, a string or number "id" for a request) or a response ("id" with "result" or "error")', id);
+    const problem = messageProblem(msg);
+    if (problem) {
+      const id = isId(msg.id) ? msg.id : null;
+      rpcError(ctx, 400, problem.code, list.length > 1 ? `${problem.message} (batch item ${list.indexOf(msg)})` : problem.message, id);
       return undefined;
     }
   }

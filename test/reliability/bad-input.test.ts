@@ -102,8 +102,10 @@ const corpus: Case[] = [
   { name: 'an unknown method as a notification', request: postMcp(rpc({ jsonrpc: '2.0', method: 'notifications/no-such-thing' })), status: 202 },
   { name: 'a response nobody asked for', request: postMcp(rpc({ jsonrpc: '2.0', id: 'nobody-asked', result: {} })), status: 202 },
   { name: 'an unknown tool', request: postMcp(call(1, 'no-such-tool', {})), status: 200, body: /no-such-tool/ },
-  { name: 'params a string', request: postMcp(rpc({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: 'echo' })), status: 400, rpc: -32600 },
-  { name: 'params a number', request: postMcp(rpc({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: 5 })), status: 400, rpc: -32600 },
+  { name: 'params a string', request: postMcp(rpc({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: 'echo' })), status: 400, rpc: -32602 },
+  { name: 'params a number', request: postMcp(rpc({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: 5 })), status: 400, rpc: -32602 },
+  { name: 'params an array (by position: MCP has none)', request: postMcp(rpc({ jsonrpc: '2.0', id: 1, method: 'ping', params: [] })), status: 400, rpc: -32602 },
+  { name: 'a member JSON-RPC does not have', request: postMcp('{"jsonrpc":"2.0","id":1,"method":"ping","__proto__":{}}'), status: 400, rpc: -32600, body: /unexpected member \\"__proto__\\"/ },
   { name: 'echo with a number for its message', request: postMcp(call(1, 'echo', { message: 5 })), status: 200, body: /message/ },
   // batches
   { name: 'a batch without protocol version 2025-03-26', request: postMcp(rpc([{ jsonrpc: '2.0', id: 1, method: 'ping' }])), status: 400, rpc: -32600 },

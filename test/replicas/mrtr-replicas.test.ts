@@ -132,10 +132,14 @@ describe('replicas: MRTR retries reach the replica that holds the call, behind r
     expect((await modernPost(url(b), 2, 'tools/call', retry('no key'))).status).to.equal(401);
     const stolen = await modernPost(url(b), 3, 'tools/call', retry('stolen'), { 'x-api-key': BOB });
     expect((stolen.json as Rpc).error?.message, stolen.text).to.equal('Invalid Request: requestState belongs to another caller');
+    // the holder, which keeps the call, also refuses a retry with other arguments
+    const changed = await modernPost(url(b), 5, 'tools/call', { ...retry('changed'), arguments: { prompt: 'CHANGED0', maxTokens: 5 } }, { 'x-api-key': ALICE });
+    expect((changed.json as Rpc).error?.code, changed.text).to.equal(-32602);
+    expect((changed.json as Rpc).error?.message).to.match(/^Invalid params: this retry's params differ from those of the original tools\/call request/);
     const own = await modernPost(url(b), 4, 'tools/call', retry('own answer'), { 'x-api-key': ALICE });
     expect(textOf((own.json as Rpc).result), own.text).to.include('own answer');
-    // the request without a key never left b; the two others were forwarded to a
-    expect(await forwards(b, 'forwarded', 'calc')).to.equal(before + 2);
+    // the request without a key never left b; the three others were forwarded to a
+    expect(await forwards(b, 'forwarded', 'calc')).to.equal(before + 3);
   });
 
   describe('when the replica that holds the call is gone', () => {

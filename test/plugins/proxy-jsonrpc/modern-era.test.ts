@@ -212,4 +212,35 @@ describe('proxy-jsonrpc: protocol 2026-07-28 beside the 2025 versions on /{name}
     m.forEach((text, i) => expect(text).to.equal(`Echo: modern-${i}`));
     l.forEach((text, i) => expect(text).to.equal(`Echo: legacy-${i}`));
   });
+
+  describe('subscriptions/listen that cannot be served', () => {
+    it('answers 406 to a client that accepts only JSON, instead of an event stream it cannot read', async () => {
+      const res = await modernPost(url, 21, 'subscriptions/listen', { notifications: { toolsListChanged: true } }, { accept: 'application/json' });
+      expect(res.status, res.text).to.equal(406);
+      expect(res.headers.get('content-type')).to.match(/^application\/json/);
+      expect(res.json).to.deep.equal({
+        jsonrpc: '2.0',
+        id: 21,
+        error: {
+          code: -32600,
+          message: 'Not Acceptable: subscriptions/listen answers with an event stream that stays open, and the Accept header ("application/json") does not allow one; send "Accept: application/json, text/event-stream"',
+        },
+      });
+    });
+
+    const shape = 'params.notifications is a SubscriptionFilter: {"toolsListChanged"?: boolean, "promptsListChanged"?: boolean, "resourcesListChanged"?: boolean, "resourceSubscriptions"?: [uri, …]}';
+    const cases: [string, unknown, string][] = [
+      ['"all"', 'all', 'params.notifications must be an object, got "all"'],
+      ['missing', undefined, 'params.notifications is required'],
+      ['a filter with "toolsListChanged": "yes"', { toolsListChanged: 'yes' }, 'params.notifications.toolsListChanged must be a boolean, got "yes"'],
+      ['resourceSubscriptions that are not a list of URIs', { resourceSubscriptions: 'file:///x' }, 'params.notifications.resourceSubscriptions must be an array of resource URIs (strings)'],
+    ];
+    for (const [what, notifications, why] of cases) {
+      it(`refuses notifications ${what} with -32602 naming the valid shape`, async () => {
+        const res = await modernPost(url, 22, 'subscriptions/listen', notifications === undefined ? {} : { notifications });
+        expect(res.status, res.text).to.equal(400);
+        expect(res.json).to.deep.equal({ jsonrpc: '2.0', id: 22, error: { code: -32602, message: `Invalid params: ${why}; ${shape}` } });
+      });
+    }
+  });
 });

@@ -163,6 +163,37 @@ describe('proxy-jsonrpc: MRTR bridge for a legacy server\'s sampling, elicitatio
       expect(again.error!.message).to.include('is no longer waiting');
     });
 
+    it('refuses a retry whose arguments differ from the original request, and completes the original only with its own', async () => {
+      const params = { name: 'trigger-sampling-request', arguments: { prompt: 'ORIGINAL', maxTokens: 5 }, _meta: envelope({ sampling: {} }) };
+      const first = (await modernPost(url, 1, 'tools/call', params)).json as Rpc;
+      expect(first.result!.resultType).to.equal('input_required');
+      const state = first.result!.requestState as string;
+
+      const changed = (await modernPost(url, 2, 'tools/call', { ...params, arguments: { prompt: 'CHANGED0', maxTokens: 5 }, requestState: state, inputResponses: answer })).json as Rpc;
+      expect(changed).to.deep.equal({
+        jsonrpc: '2.0',
+        id: 2,
+        error: {
+          code: -32602,
+          message: 'Invalid params: this retry\'s params differ from those of the original tools/call request that requestState continues; a retry must repeat the original request\'s params exactly (only inputResponses, requestState and _meta may change), or send the changed request anew without requestState',
+        },
+      });
+      const extra = (await modernPost(url, 3, 'tools/call', { ...params, arguments: { prompt: 'ORIGINAL', maxTokens: 5, more: 1 }, requestState: state, inputResponses: answer })).json as Rpc;
+      expect(extra.error!.code).to.equal(-32602);
+
+      // the same params with keys in another order and another _meta are the same request: the call still waits for it
+      const same = (await modernPost(url, 4, 'tools/call', {
+        _meta: envelope({ sampling: {} }, { progressToken: 'p-4' }),
+        inputResponses: answer,
+        requestState: state,
+        arguments: { maxTokens: 5, prompt: 'ORIGINAL' },
+        name: 'trigger-sampling-request',
+      })).json as Rpc;
+      expect(same.id).to.equal(4);
+      expect(same.result!.resultType).to.equal('complete');
+      expect(textOf(same.result)).to.include('from raw retry');
+    });
+
     it('asks again for what a retry left unanswered', async () => {
       const { state, params } = await firstRound();
       const retry = (await modernPost(url, 2, 'tools/call', { ...params, requestState: state, inputResponses: {} })).json as Rpc;

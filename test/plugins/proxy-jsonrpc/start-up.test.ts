@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { proxyJsonRpc, transportSse, transportStdio } from '../../../index.js';
 import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { fixture } from '../../helpers/paths.js';
+import { freePort } from '../../helpers/services.js';
 
 const node = process.execPath;
 const mini = () => ({ command: node, args: [fixture('proxy-mini.mjs')] });
@@ -138,6 +139,77 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
       await until(async () => (await health(gw)).servers.flaky!.ready, 10_000, 'flaky to recover');
       const back = (await postJson(gw.url('/flaky/mcp'), echo(8, 'recovered'))).json as Rpc;
       expect(back.result!.content[0]!.text).to.equal('recovered');
+    });
+  });
+
+  describe('servers that never complete the handshake', () => {
+    type Failed = { status: string; failed?: string[]; servers: Record<string, { state: string; ready: boolean; lastError?: string }> };
+    const failedIn = async (gw: TestGateway, name: string): Promise<Failed> => {
+      let h: Failed | undefined;
+      await until(async () => {
+        h = (await health(gw)) as Failed;
+        return h.servers[name]!.state === 'failed';
+      }, 15_000, `${name} to be failed in /health`);
+      return h!;
+    };
+
+    it('marks a stdio server that does not answer initialize failed, answers calls with why at once, and makes it up once it answers', async () => {
+      const wake = join(folder, 'wake-mute');
+      const gw = await startGateway(
+        { mute: { command: node, args: [fixture('start-sleeper.mjs')], env: { WAKE_FILE: wake, SLEEP_MS: '600000' } }, mini: mini() },
+        { proxy: { handshakeTimeoutMs: 1000 }, waitForServers: false },
+      );
+      try {
+        const h = await failedIn(gw, 'mute');
+        expect({ status: h.status, failed: h.failed }).to.deep.equal({ status: 'degraded', failed: ['mute'] });
+        expect(h.servers.mute!.lastError).to.match(
+          /^Server "mute" did not answer the gateway's initialize within 1000 ms; trying again in \d+(\.\d)? s \(check that it is an MCP server and that it starts within handshakeTimeoutMs\)$/,
+        );
+        const answer = (await postJson(gw.url('/mute/mcp'), echo(1, 'x'))).json as Rpc;
+        expect(answer.id).to.equal(1);
+        expect(answer.error!.code).to.equal(-32000);
+        expect(answer.error!.message).to.match(/^Server "mute" did not answer the gateway's initialize within 1000 ms; trying again in/);
+        // it keeps being tried: once it reads stdin it answers, and is up
+        writeFileSync(wake, '');
+        await until(async () => (await health(gw)).servers.mute!.ready, 15_000, 'mute to be up');
+        const back = await health(gw);
+        expect(back.status).to.equal('ok');
+        expect(back.servers.mute).to.include({ state: 'up', ready: true });
+        expect(((await postJson(gw.url('/mute/mcp'), echo(2, 'answered'))).json as Rpc).result!.content[0]!.text).to.equal('answered');
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    it('marks a url that is not an MCP endpoint (another gateway\'s /health) failed, with the refusal', async () => {
+      const other = await startGateway({ mini: mini() });
+      const gw = await startGateway({ notmcp: { url: other.url('/health') }, mini: mini() }, { proxy: { handshakeTimeoutMs: 2000 }, waitForServers: false });
+      try {
+        const h = await failedIn(gw, 'notmcp');
+        expect({ status: h.status, failed: h.failed }).to.deep.equal({ status: 'degraded', failed: ['notmcp'] });
+        expect(h.servers.notmcp!.lastError).to.match(/^Server "notmcp" refused initialize: Remote server "notmcp" \(http:\/\/127\.0\.0\.1:\d+\/health\): it speaks neither Streamable HTTP/);
+        expect(h.servers.notmcp!.lastError).to.match(/; trying again in \d+(\.\d)? s \(check its url or command and that it is an MCP server\)$/);
+      } finally {
+        await gw.stop();
+        await other.stop();
+      }
+    });
+
+    it('marks a url that leads back to the gateway\'s own /{name}/mcp failed, and says so once', async () => {
+      const port = await freePort();
+      const gw = await startGateway({ self: { url: `http://127.0.0.1:${port}/self/mcp` } }, { kernel: { port }, proxy: { handshakeTimeoutMs: 1000 }, waitForServers: false });
+      try {
+        const h = await failedIn(gw, 'self');
+        expect({ status: h.status, failed: h.failed }).to.deep.equal({ status: 'degraded', failed: ['self'] });
+        expect(h.servers.self!.lastError).to.not.include('"self" it did');
+        // after a retry or two the refusal is the server's own failure, said once
+        await until(async () => /refused initialize: what answers/.test((await health(gw)).servers.self!.lastError ?? ''), 15_000, 'the loop to be named');
+        expect((await health(gw)).servers.self!.lastError).to.match(
+          /^Server "self" refused initialize: what answers it is a server named "self" that is unavailable itself \([^()]*(\(check[^()]*\))?[^()]*\); if its url points back at this gateway's \/self\/mcp, it can never start; trying again in \d+(\.\d)? s \(point its url at an MCP server\)$/,
+        );
+      } finally {
+        await gw.stop();
+      }
     });
   });
 });
