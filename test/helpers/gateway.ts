@@ -68,7 +68,7 @@ async function serversSettled(base: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     const health = (await (await fetch(`${base}/health`)).json()) as { servers: Record<string, { state?: string; lastError?: string }> };
-    // a server that did not answer initialize in time keeps `starting`, with its lastError
+    // settled: up, failed, or starting again after a failure (then it has a lastError)
     if (!Object.values(health.servers).some((s) => s.state === 'starting' && s.lastError === undefined) || Date.now() > deadline) return;
     await new Promise((r) => setTimeout(r, 20));
   }
