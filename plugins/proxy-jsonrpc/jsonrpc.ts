@@ -69,8 +69,12 @@ export function messageProblem(message: unknown): { code: number; message: strin
   if (message.jsonrpc !== '2.0') return { code: INVALID_REQUEST, message: `Invalid Request: "jsonrpc" must be "2.0"` };
   if (typeof message.method === 'string') {
     if (message.params !== undefined && !isObject(message.params)) {
-      const got = Array.isArray(message.params) ? 'an array' : message.params === null ? 'null' : `a ${typeof message.params}`;
-      return { code: INVALID_PARAMS, message: `Invalid params: "params" of ${message.method} must be an object, got ${got} (JSON-RPC 2.0 allows by-position arrays, MCP does not: send named params such as {"name": …})` };
+      // an array is JSON-RPC (by-position params) but not MCP: -32602; anything else is not JSON-RPC at all: -32600
+      if (!Array.isArray(message.params)) {
+        const got = message.params === null ? 'null' : `a ${typeof message.params}`;
+        return { code: INVALID_REQUEST, message: `Invalid Request: "params" of ${message.method} must be an object, got ${got} (JSON-RPC 2.0 params are structured values; MCP takes named params such as {"name": …})` };
+      }
+      return { code: INVALID_PARAMS, message: `Invalid params: "params" of ${message.method} must be an object, got an array (JSON-RPC 2.0 allows by-position arrays, MCP does not: send named params such as {"name": …})` };
     }
     const extra = unexpectedMember(message, CALL_MEMBERS);
     if (extra !== undefined) return { code: INVALID_REQUEST, message: `Invalid Request: unexpected member ${JSON.stringify(extra)}; a JSON-RPC request or notification has only "jsonrpc", "id", "method" and "params" (put extra data in params or params._meta)` };

@@ -46,8 +46,12 @@ function messageProblem(msg: JsonObject): { code: number; message: string } | un
   if (typeof msg.method === 'string') {
     const params = msg.params;
     if (params !== undefined && !isObject(params)) {
-      const got = Array.isArray(params) ? 'an array' : params === null ? 'null' : `a ${typeof params}`;
-      return { code: -32602, message: `Invalid params: "params" of ${msg.method} must be an object, got ${got} (JSON-RPC 2.0 allows by-position arrays, MCP does not: send named params such as {"name": …})` };
+      // an array is JSON-RPC (by-position params) but not MCP: -32602; anything else is not JSON-RPC at all: -32600
+      if (!Array.isArray(params)) {
+        const got = params === null ? 'null' : `a ${typeof params}`;
+        return { code: -32600, message: `Invalid Request: "params" of ${msg.method} must be an object, got ${got} (JSON-RPC 2.0 params are structured values; MCP takes named params such as {"name": …})` };
+      }
+      return { code: -32602, message: `Invalid params: "params" of ${msg.method} must be an object, got an array (JSON-RPC 2.0 allows by-position arrays, MCP does not: send named params such as {"name": …})` };
     }
     const extra = Object.keys(msg).find((k) => !CALL_MEMBERS.has(k));
     if (extra !== undefined) return { code: -32600, message: `Invalid Request: unexpected member ${JSON.stringify(extra)}; a JSON-RPC request or notification has only "jsonrpc", "id", "method" and "params" (put extra data in params or params._meta)` };

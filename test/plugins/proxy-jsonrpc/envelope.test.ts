@@ -38,6 +38,8 @@ const unexpected = (member: string) =>
   `Invalid Request: unexpected member "${member}"; a JSON-RPC request or notification has only "jsonrpc", "id", "method" and "params" (put extra data in params or params._meta)`;
 const notObject = (method: string, got: string) =>
   `Invalid params: "params" of ${method} must be an object, got ${got} (JSON-RPC 2.0 allows by-position arrays, MCP does not: send named params such as {"name": …})`;
+const notStructured = (method: string, got: string) =>
+  `Invalid Request: "params" of ${method} must be an object, got ${got} (JSON-RPC 2.0 params are structured values; MCP takes named params such as {"name": …})`;
 
 describe('proxy-jsonrpc: messages outside the MCP envelope', () => {
   let gw: TestGateway;
@@ -51,7 +53,7 @@ describe('proxy-jsonrpc: messages outside the MCP envelope', () => {
     ['an extra member "__proto__" (an own member after JSON.parse)', EXTRA_PROTO, 2, -32600, unexpected('__proto__')],
     ['an extra member "constructor"', EXTRA_CONSTRUCTOR, 3, -32600, unexpected('constructor')],
     ['"params" as an array', PARAMS_ARRAY, 4, -32602, notObject('ping', 'an array')],
-    ['"params" as a string', PARAMS_STRING, 5, -32602, notObject('tools/list', 'a string')],
+    ['"params" as a string', PARAMS_STRING, 5, -32600, notStructured('tools/list', 'a string')],
   ];
 
   describe('POST /{name}/mcp without a session', () => {
