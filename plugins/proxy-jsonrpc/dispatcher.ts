@@ -157,7 +157,7 @@ export class Dispatcher {
       } else sink.response(errorResponse(message.id, SERVER_UNAVAILABLE, (err as Error).message));
       return () => undefined;
     }
-    if (session && interceptSessionState(instance, session, this.sessions.ofInstance(session.instanceKey), message, sink)) return () => undefined;
+    if (session && interceptSessionState(instance, session, () => this.sessions.ofInstance(session.instanceKey), message, sink)) return () => undefined;
     const id = instance.call(message, sink);
     return (reason) => instance.cancel(id, reason);
   }

@@ -20,10 +20,13 @@ const answer = (sink: CallSink, id: unknown): void => sink.response({ jsonrpc: '
  * Looks at a client request that changes such state: answers it at once when the server already has what
  * it asks for (returns true), or rewrites it to the union for the server (returns false: send it).
  */
-export function interceptSessionState(instance: ServerInstance, session: SessionLike, sessions: readonly SessionLike[], message: JsonObject, sink: CallSink): boolean {
+export function interceptSessionState(instance: ServerInstance, session: SessionLike, sessions: () => readonly SessionLike[], message: JsonObject, sink: CallSink): boolean {
+  const method = message.method;
+  // every call passes here: the sessions of the process are listed only for the three methods that need them
+  if (method !== 'logging/setLevel' && method !== 'resources/subscribe' && method !== 'resources/unsubscribe') return false;
   const params = isObject(message.params) ? message.params : {};
-  const others = sessions.filter((s) => s !== session);
-  switch (message.method) {
+  const others = sessions().filter((s) => s !== session);
+  switch (method) {
     case 'logging/setLevel': {
       const level = params.level;
       if (typeof level !== 'string' || !(LOG_LEVELS as readonly string[]).includes(level)) return false;
