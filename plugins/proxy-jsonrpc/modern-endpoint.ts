@@ -160,7 +160,10 @@ export class ModernEndpoint {
       call.resume(target, params.inputResponses);
       return;
     }
-    const call = new ModernCall(this.bridge, principal, server.name, method, name, paramsDigest(params), () => this.decoration(server, ctx), target);
+    // the digest is made from the body as received (nothing on the way can have changed it), and only if the call waits for input
+    const body = ctx.body;
+    const digestOf = body ? () => paramsDigest(paramsOf(JSON.parse(body.toString('utf8')))) : () => paramsDigest(params);
+    const call = new ModernCall(this.bridge, principal, server.name, method, name, digestOf, () => this.decoration(server, ctx), target);
     call.cancelUpstream = ExclusiveCalls.needed(checked.capabilities)
       ? this.exclusive.request(server, ctx.identity, toLegacyRequest(message), call)
       : this.dispatcher.request(server, ctx.identity, undefined, toLegacyRequest(message), call);
@@ -213,4 +216,9 @@ function modernCapabilities(capabilities: unknown): JsonObject {
     if (isObject(capabilities[key])) out[key] = capabilities[key];
   }
   return out;
+}
+
+/** The params object of a parsed message ({} when it has none). */
+function paramsOf(message: unknown): JsonObject {
+  return isObject(message) && isObject(message.params) ? message.params : {};
 }

@@ -213,7 +213,8 @@ function capabilityFor(request: JsonObject): { key: string; allowed: (caps: Json
 export class ModernCall implements CallSink {
   readonly session = undefined;
   readonly modern = true;
-  readonly waitId = randomBytes(12).toString('base64url');
+  private waitIdValue: string | undefined;
+  private digestValue: string | undefined;
   /** cancels the upstream call */
   cancelUpstream: (reason: string) => void = () => undefined;
 
@@ -234,13 +235,23 @@ export class ModernCall implements CallSink {
     readonly method: string,
     /** params.name or params.uri of the original request ('' when none) */
     readonly name: string,
-    /** `paramsDigest` of the original request: a retry must carry the same */
-    readonly paramsDigest: string,
+    /** computes `paramsDigest` of the original request (a retry must carry the same): asked only if the call waits for input */
+    private readonly digestOf: () => string,
     private readonly decoration: () => ResultDecoration,
     target: ModernTarget,
   ) {
     this.target = target;
     this.capabilities = target.capabilities;
+  }
+
+  /** The key of this call among the waiting ones; made when first asked (most calls never wait: a random id costs a syscall). */
+  get waitId(): string {
+    return (this.waitIdValue ??= randomBytes(12).toString('base64url'));
+  }
+
+  /** `paramsDigest` of the original request, computed when first asked. */
+  get paramsDigest(): string {
+    return (this.digestValue ??= this.digestOf());
   }
 
   /** The final answer from the server (or the gateway's error in its place). */
