@@ -58,6 +58,12 @@ export class Dispatcher {
         for (const s of this.sessions.boundTo(key) ?? []) if (s.channel || (s.stream && !s.stream.closed)) return true;
         return false;
       },
+      unconfirmed: (key) => {
+        const bound = this.sessions.boundTo(key);
+        if (!bound || bound.size === 0) return false;
+        for (const s of bound) if (s.confirmed) return false;
+        return true;
+      },
       lastSeen: (key) => {
         let last = 0;
         for (const s of this.sessions.boundTo(key) ?? []) last = Math.max(last, s.lastSeen);

@@ -24,13 +24,15 @@ type Hooks = Pick<InstanceOptions, 'sessions' | 'broadcast' | 'onReady'>;
 export interface PoolBindings {
   /** a client holds an open stream on the key's process (a session's GET or HTTP+SSE stream, a listen stream) */
   holdsStream(key: string): boolean;
+  /** every session bound to the key's process is still waiting for its handshake to be confirmed (false when none is bound) */
+  unconfirmed(key: string): boolean;
   /** when a session of the key's process was last seen (ms since the epoch), 0 when none */
   lastSeen(key: string): number;
   /** the pool stopped the key's process (to make room, or idle): end the sessions bound to it */
   stopped(key: string): void;
 }
 
-const NO_BINDINGS: PoolBindings = { holdsStream: () => false, lastSeen: () => 0, stopped: () => undefined };
+const NO_BINDINGS: PoolBindings = { holdsStream: () => false, unconfirmed: () => false, lastSeen: () => 0, stopped: () => undefined };
 
 /** Warnings about the process limit at most this often per share; what happened meanwhile is counted into the next one. */
 const WARN_EVERY_MS = 60_000;
@@ -164,7 +166,9 @@ export class InstancePool {
     const keys = this.perServer.get(group);
     if (!keys || keys.size < max) return;
     const now = Date.now();
-    let victim: { key: string; instance: ServerInstance; last: number } | undefined;
+    // first a dead process, then one whose sessions never confirmed their handshake (so a flood of bare
+    // initialize requests churns its own processes, never a confirmed user's), then the one idle longest
+    let victim: { key: string; instance: ServerInstance; rank: number; last: number } | undefined;
     let soonest = Infinity;
     for (const key of keys) {
       const instance = this.instances.get(key);
@@ -172,9 +176,13 @@ export class InstancePool {
       const dead = instance.state === 'failed' && !instance.recovering;
       if (!dead && (instance.inFlight > 0 || this.bindings.holdsStream(key))) continue;
       const last = dead ? 0 : this.lastActive(key, instance);
+      const rank = dead ? 0 : this.bindings.unconfirmed(key) ? 1 : 2;
       const wait = last + this.options.instanceEvictIdleMs - now;
-      if (wait > 0) soonest = Math.min(soonest, wait);
-      else if (!victim || last < victim.last) victim = { key, instance, last };
+      if (rank === 2 && wait > 0) {
+        soonest = Math.min(soonest, wait);
+        continue;
+      }
+      if (!victim || rank < victim.rank || (rank === victim.rank && last < victim.last)) victim = { key, instance, rank, last };
     }
     const busy = quota ? `${max} processes busy for its "${quota.name}" callers (their limit)` : `${max} processes busy (limit: proxy option maxInstances)`;
     const raise = quota ? 'that limit (their auth strategy sets it, e.g. unverifiedProcesses)' : 'maxInstances';

@@ -128,6 +128,21 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     ]);
   });
 
+  it('stops first a process whose session never confirmed its handshake: a bare initialize never ends a confirmed user\'s session', async () => {
+    const gw = await start(isolated(), { maxInstances: 2, instanceEvictIdleMs: 0 }, [], false);
+    // alice confirms and uses her session; then an initialize that never confirms takes the second process
+    const alice = await openRaw(gw);
+    const a1 = await countRaw(gw, alice);
+    const bare = await postJson(gw.url('/counter/mcp'), initialize);
+    expect(bare.status, bare.text).to.equal(200);
+    const unconfirmed = bare.headers.get('mcp-session-id')!;
+    // alice is now the one idle longest, yet the next initialize takes the unconfirmed session's place
+    const next = await postJson(gw.url('/counter/mcp'), initialize);
+    expect(next.status, next.text).to.equal(200);
+    expect(await countRaw(gw, alice)).to.equal(`${pidOf(a1)}:2`);
+    expect(await countRaw(gw, unconfirmed)).to.equal('404 {"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found: it ended or expired; send initialize to start a new one"}}');
+  });
+
   it('an open GET stream keeps a process however idle: the new session is refused until the stream closes, then takes its place', async () => {
     const gw = await start(isolated(), { maxInstances: 1, instanceEvictIdleMs: 0 });
     const alice = await openRaw(gw);
