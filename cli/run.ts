@@ -1,7 +1,9 @@
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
+  authKey,
   checkInheritEnv,
+  errors,
   drainStderr,
   createKernel,
   describeGroup,
@@ -239,6 +241,12 @@ export async function runCommand(options: RunOptions): Promise<number> {
     const { servers, plugins, stateStore } = await prepare(options);
     if (options.replicaUrl !== undefined && stateStore === undefined) {
       throw new UsageError('--replica-url needs a shared store (--state-store redis://host:port/db): replicas find each other there');
+    }
+    // the dry run says what the start would: a shared store seals pending logins with the token key
+    const tokenKeys = options.tokenKeys?.length ? options.tokenKeys : (process.env['FMCP_TOKEN_KEYS'] ?? '').split(/[\s,]+/).filter((k) => k !== '');
+    if (stateStore !== undefined && tokenKeys.length === 0 && servers.some((s) => authKey(s.entry) === 'oauth2/pkce')) {
+      throw errors.FMCP_ERR_CONFIG_INVALID('--token-key / FMCP_TOKEN_KEYS', 'not given',
+        'a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)');
     }
     if (!options.startServer) {
       for (const server of servers) say(`Would add ${server.name} endpoints (${describeServer(server)})`);

@@ -37,6 +37,28 @@ describe('cli: fluidmcp run --state-store, --replica-id, --metrics', function ()
     });
   }
 
+  it('the dry run refuses a shared store with an OAuth package and no token key, as the start does', async () => {
+    const oauth = tree.write('oauth.json', {
+      mcpServers: {
+        mail: {
+          ...everythingMetadata(['mail']).mcpServers.mail,
+          auth: { type: 'oauth2', flow: 'pkce', authorization_url: 'https://accounts.example/authorize', token_url: 'https://accounts.example/token', validate: 'none', client_id_env: 'MAIL_CLIENT_ID' },
+        },
+      },
+    });
+    const env = { FMCP_TOKEN_KEYS: '' };
+    const result = await runCli(['run', '--file', oauth, '--state-store', 'redis://127.0.0.1:6390/0', '--replica-id', 'gw1'], { env });
+    expect(result.code).to.equal(2);
+    expect(result.stdout).to.not.contain('Configuration is valid');
+    expect(oneErrorLine(result)).to.equal(
+      'fluidmcp: --token-key / FMCP_TOKEN_KEYS: not given: a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)',
+    );
+    // with a key, the same dry run is valid
+    const keyed = await runCli(['run', '--file', oauth, '--state-store', 'redis://127.0.0.1:6390/0', '--replica-id', 'gw1'], { env: { FMCP_TOKEN_KEYS: 'a'.repeat(64) } });
+    expect(keyed.code, keyed.stderr).to.equal(0);
+    expect(keyed.stdout).to.contain('Configuration is valid');
+  });
+
   it('refuses a "stateStore" in a config file that is not Redis, naming the file', async () => {
     const file = tree.write('ftp-store.json', { ...everythingMetadata(['everything']), stateStore: 'ftp://cache/0' });
     const result = await runCli(['run', '--file', file]);
