@@ -116,7 +116,7 @@ export class RetryForwarder {
         const gone = GONE_CODES.has(err.code ?? '');
         this.log.warn({ server, holder, url: target.origin, error: err.message }, gone ? 'the replica that holds an MRTR call is gone' : 'forwarding an MRTR retry to the replica that holds its call failed');
         fail(gone ? 'holder_gone' : 'failed', gone
-          ? `the replica "${holder}" that holds the call this requestState continues is gone (it no longer accepts connections); ${RETRY_HINT}`
+          ? `the replica "${holder}" that holds the call this requestState continues is gone (it no longer accepts connections at the address it registered; if it is running, its --replica-url is wrong: the log names the address); ${RETRY_HINT}`
           : `the replica "${holder}" that holds the call this requestState continues did not answer (${err.message}); ${RETRY_HINT}`);
         done();
       });

@@ -175,7 +175,7 @@ describe('replicas: MRTR retries reach the replica that holds the call, behind r
         const state = (first.json as Rpc).result!.requestState as string;
         expect(holderIn(state)).to.equal('d');
         const retry = await modernPost(`${a.direct}/everything/mcp`, 2, 'tools/call', { ...params, inputResponses: answer, requestState: state });
-        expect((retry.json as Rpc).error?.message, retry.text).to.equal(`${gone('d')} (it no longer accepts connections); retry the original request without requestState`);
+        expect((retry.json as Rpc).error?.message, retry.text).to.equal(`${gone('d')} (it no longer accepts connections at the address it registered; if it is running, its --replica-url is wrong: the log names the address); retry the original request without requestState`);
       } finally {
         await d.cli.stop();
       }
