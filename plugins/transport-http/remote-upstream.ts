@@ -85,7 +85,12 @@ export class RemoteUpstream implements Upstream {
     } catch (err) {
       this.statusValue.state = 'failed';
       this.statusValue.lastError = (err as Error).message;
-      throw err;
+      if (this.stopped) throw err;
+      // failed, and tried again in the background with the reconnect backoff, as a stdio server is restarted:
+      // the listener hears it is down (it is failed meanwhile) and up() when the server answers
+      listener.down(err as Error, true);
+      this.scheduleReconnect(0);
+      return;
     }
     if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(this.name, 'it was stopped while starting');
     this.statusValue.state = 'up';

@@ -95,18 +95,25 @@ describe('transport-http: remote servers by URL (the http transport, driven dire
     expect(log.events).to.deep.equal([{ kind: 'up' }]);
   });
 
-  it('rejects start with a clear error naming the URL and the cause when nothing listens', async () => {
+  it('reports a clear down (failed, naming the URL and the cause) when nothing listens, and comes up by itself once a server does', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}/mcp`;
     const upstream = create({ url });
     const log = new ListenerLog();
-    let error: unknown;
-    await upstream.start(log).catch((err: unknown) => (error = err));
-    expect(error).to.be.instanceOf(FluidError);
-    expect((error as FluidError).code).to.equal('FMCP_ERR_UPSTREAM_UNAVAILABLE');
-    expect((error as FluidError).message).to.include(url).and.to.include('ECONNREFUSED').and.to.include('mcpServers.remote.url');
-    expect(log.events).to.deep.equal([]);
+    await upstream.start(log);
+    expect(log.events).to.have.length(1);
+    const down = log.events[0] as { kind: string; error: Error; willRetry: boolean };
+    expect(down.kind).to.equal('down');
+    expect(down.willRetry).to.equal(true);
+    expect(down.error).to.be.instanceOf(FluidError);
+    expect((down.error as FluidError).code).to.equal('FMCP_ERR_UPSTREAM_UNAVAILABLE');
+    expect(down.error.message).to.include(url).and.to.include('ECONNREFUSED').and.to.include('mcpServers.remote.url');
     expect(upstream.status.state).to.equal('failed');
+    // tried again in the background, as a stdio server is restarted: no call is needed to bring it back
+    await startEverything('streamableHttp', port);
+    await log.until(() => log.events.some((e) => e.kind === 'up'), 'the upstream to come up once the server listens', 20_000);
+    expect(upstream.status.state).to.equal('up');
+    await handshake(upstream, log, 1);
   });
 
   for (const mode of ['streamableHttp', 'sse'] as const) {
