@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runCommand } from '../helpers/cli.js';
 import { cliPath, repoRoot } from '../helpers/paths.js';
 
 describe('cli: fluidmcp', () => {
@@ -18,22 +18,7 @@ describe('cli: fluidmcp', () => {
 
   it('runs from a clone as the README shows: `npx fluidmcp --help` after `npm run build`', async () => {
     // npm runs the bin itself (sh: fluidmcp), so the built file must be executable: the postbuild script's job
-    const child = spawn('npx', ['--offline', 'fluidmcp', '--help'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`npx fluidmcp --help did not exit within 30 s; stderr: ${stderr}`));
-      }, 30_000);
-      child.on('error', reject);
-      child.on('close', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    const { code, stdout, stderr } = await runCommand('npx', ['--offline', 'fluidmcp', '--help'], { cwd: repoRoot, timeout: 30_000 });
     expect(stderr).to.not.contain('Permission denied');
     expect(code).to.equal(0);
     expect(stdout).to.contain('fluidmcp run [package]').and.contain('fluidmcp list');

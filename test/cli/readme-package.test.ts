@@ -1,8 +1,7 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suiteTempTree } from '../helpers/cli.js';
+import { runCommand, suiteTempTree } from '../helpers/cli.js';
 import { cliPath, repoRoot } from '../helpers/paths.js';
 
 /** The README's "Running your own servers" example of a package, run as written (fluidmcp = the built CLI). */
@@ -15,21 +14,7 @@ describe('cli: the README\'s package example', function () {
     const block = [...readme.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('mkdir -p .fmcp-packages/'));
     expect(block, 'a bash block in README.md that makes a package folder').to.be.a('string');
     const script = `fluidmcp() { "${process.execPath}" "${cliPath}" "$@"; }\nset -e\n${block}`;
-    const child = spawn('bash', ['-c', script], { cwd: tree.root, env: { ...process.env, FMCP_PACKAGES_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`the README's example did not finish within 20 s: ${stdout} ${stderr}`));
-      }, 20_000);
-      child.on('close', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    const { code, stdout, stderr } = await runCommand('bash', ['-c', script], { cwd: tree.root, env: { FMCP_PACKAGES_DIR: '' }, timeout: 20_000 });
     expect(stderr).to.equal('');
     expect(code).to.equal(0);
     expect(stdout.split('\n')).to.deep.equal([

@@ -28,16 +28,24 @@ function spawnCli(args: string[], options: CliOptions): ChildProcess {
 
 /** Runs `fluidmcp <args>` to its end. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
-  const child = spawnCli(args, options);
+  return collect(spawnCli(args, options), `fluidmcp ${args.join(' ')}`, options.timeout ?? 15_000);
+}
+
+/** Runs any command to its end (env on top of this process's), with the same result and bound as runCli. */
+export function runCommand(command: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const child = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return collect(child, `${command} ${args.join(' ')}`.slice(0, 80), options.timeout ?? 15_000);
+}
+
+function collect(child: ChildProcess, what: string, timeout: number): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const timeout = options.timeout ?? 15_000;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`fluidmcp ${args.join(' ')} did not exit within ${timeout} ms; stdout: ${stdout} stderr: ${stderr}`));
+      reject(new Error(`${what} did not exit within ${timeout} ms; stdout: ${stdout} stderr: ${stderr}`));
     }, timeout);
     child.on('error', reject);
     child.on('close', (code, signal) => {
