@@ -20,36 +20,54 @@ export interface RedirectListener {
   close(): Promise<void>;
 }
 
+/** URLs that arrive over time, each handed to the first waiter (or kept until one asks). */
+export class UrlQueue {
+  private readonly waiting: ((url: URL) => void)[] = [];
+  private readonly arrived: URL[] = [];
+
+  /** `late(ms)`: the error message when none arrives in time */
+  constructor(private readonly late: (timeoutMs: number) => string) {}
+
+  push(url: URL): void {
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(url);
+    else this.arrived.push(url);
+  }
+
+  next(timeoutMs: number): Promise<URL> {
+    const ready = this.arrived.shift();
+    if (ready) return Promise.resolve(ready);
+    return new Promise<URL>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(this.late(timeoutMs))), timeoutMs);
+      this.waiting.push((url) => {
+        clearTimeout(timer);
+        resolve(url);
+      });
+    });
+  }
+}
+
+/** Closes a test server and the connections it still holds. */
+export const closeServer = (server: Server): Promise<void> =>
+  new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+
 export async function startRedirectListener(): Promise<RedirectListener> {
-  const waiting: ((url: URL) => void)[] = [];
-  const arrived: URL[] = [];
+  const urls = new UrlQueue((ms) => `the browser did not come back to the client's redirect URI within ${ms} ms`);
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
     res.writeHead(url.pathname === '/callback' ? 200 : 404, { 'content-type': 'text/plain' }).end('You can close this window.');
     if (url.pathname !== '/callback') return; // the browser's favicon request
-    const waiter = waiting.shift();
-    if (waiter) waiter(url);
-    else arrived.push(url);
+    urls.push(url);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.address() as AddressInfo).port;
   return {
     redirectUri: `http://127.0.0.1:${port}/callback`,
-    next: (timeoutMs = 20_000) => {
-      const ready = arrived.shift();
-      if (ready) return Promise.resolve(ready);
-      return new Promise<URL>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the browser did not come back to the client's redirect URI within ${timeoutMs} ms`)), timeoutMs);
-        waiting.push((url) => {
-          clearTimeout(timer);
-          resolve(url);
-        });
-      });
-    },
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    next: (timeoutMs = 20_000) => urls.next(timeoutMs),
+    close: () => closeServer(server),
   };
 }
 

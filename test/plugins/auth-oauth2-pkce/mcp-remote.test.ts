@@ -11,7 +11,7 @@ import type { Browser } from 'playwright-core';
 import { everythingEntry, type TestGateway } from '../../helpers/gateway.js';
 import { startOidcServer, type OidcServer } from '../../helpers/oidc.js';
 import { repoRoot } from '../../helpers/paths.js';
-import { launchChromium } from './mcp-login.js';
+import { closeServer, launchChromium, UrlQueue } from './mcp-login.js';
 import { closedPort, pkceAuth, startPkceGateway } from './pkce-gateway.js';
 
 const mcpRemote = join(repoRoot, 'node_modules', 'mcp-remote', 'dist', 'proxy.js');
@@ -24,38 +24,21 @@ interface OpenedUrls {
 }
 
 async function startOpenedUrls(): Promise<OpenedUrls> {
-  const arrived: URL[] = [];
-  const waiting: ((url: URL) => void)[] = [];
+  const urls = new UrlQueue((ms) => `mcp-remote opened no browser within ${ms} ms`);
   const server: Server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
       res.writeHead(204).end();
-      const url = new URL(body.trim());
-      const waiter = waiting.shift();
-      if (waiter) waiter(url);
-      else arrived.push(url);
+      urls.push(new URL(body.trim()));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/opened`,
-    next: (timeoutMs = 30_000) => {
-      const ready = arrived.shift();
-      if (ready) return Promise.resolve(ready);
-      return new Promise<URL>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`mcp-remote opened no browser within ${timeoutMs} ms`)), timeoutMs);
-        waiting.push((url) => {
-          clearTimeout(timer);
-          resolve(url);
-        });
-      });
-    },
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    next: (timeoutMs = 30_000) => urls.next(timeoutMs),
+    close: () => closeServer(server),
   };
 }
 
