@@ -4,7 +4,7 @@ import { transportStdio, checkInheritEnv } from './plugins/transport-stdio/index
 import { proxyJsonRpc } from './plugins/proxy-jsonrpc/index.js';
 import { transportSse } from './plugins/transport-sse/index.js';
 import { transportHttp, type TransportHttpOptions } from './plugins/transport-http/index.js';
-import { authOAuth2Pkce } from './plugins/auth-oauth2-pkce/index.js';
+import { authOAuth2Pkce, sharedStoreKeyMissing, TokenSeal } from './plugins/auth-oauth2-pkce/index.js';
 import { stateRedis, type StateRedisOptions } from './plugins/state-redis/index.js';
 import { metricsPrometheus, type MetricsPrometheusOptions } from './plugins/metrics-prometheus/index.js';
 import { webConsole, type WebConsoleOptions } from './plugins/console/index.js';
@@ -13,7 +13,7 @@ import { groups, groupServers, parseGroupFlag, describeGroup } from './plugins/g
 export * from './core/index.js';
 export { transportStdio, proxyJsonRpc, transportSse, transportHttp, type TransportHttpOptions, authOAuth2Pkce, stateRedis, type StateRedisOptions, metricsPrometheus, type MetricsPrometheusOptions, webConsole, type WebConsoleOptions };
 export { groups, groupServers, parseGroupFlag, describeGroup };
-export { checkInheritEnv };
+export { checkInheritEnv, sharedStoreKeyMissing, TokenSeal };
 
 /** The plugins `fluidmcp run` uses: stdio and remote (http) transports, the proxy, SSE, and OAuth2 PKCE. */
 export function builtinPlugins(options: { tokenKeys?: readonly string[] } = {}): Plugin[] {

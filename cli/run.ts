@@ -1,9 +1,9 @@
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
-  authKey,
   checkInheritEnv,
-  errors,
+  sharedStoreKeyMissing,
+  TokenSeal,
   drainStderr,
   createKernel,
   describeGroup,
@@ -243,11 +243,9 @@ export async function runCommand(options: RunOptions): Promise<number> {
       throw new UsageError('--replica-url needs a shared store (--state-store redis://host:port/db): replicas find each other there');
     }
     // the dry run says what the start would: a shared store seals pending logins with the token key
-    const tokenKeys = options.tokenKeys?.length ? options.tokenKeys : (process.env['FMCP_TOKEN_KEYS'] ?? '').split(/[\s,]+/).filter((k) => k !== '');
-    if (stateStore !== undefined && tokenKeys.length === 0 && servers.some((s) => authKey(s.entry) === 'oauth2/pkce')) {
-      throw errors.FMCP_ERR_CONFIG_INVALID('--token-key / FMCP_TOKEN_KEYS', 'not given',
-        'a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)');
-    }
+    const keyGiven = (options.tokenKeys ?? []).length > 0 || TokenSeal.parseList(process.env['FMCP_TOKEN_KEYS']).length > 0;
+    const missingKey = stateStore !== undefined ? sharedStoreKeyMissing(keyGiven, servers.map((s) => s.entry)) : undefined;
+    if (missingKey) throw missingKey;
     if (!options.startServer) {
       for (const server of servers) say(`Would add ${server.name} endpoints (${describeServer(server)})`);
       const count = servers.length === 1 ? '1 server' : `${servers.length} servers`;

@@ -1,4 +1,4 @@
-import { definePlugin, errors, MemoryStateStore, PENDING_STATE, type JsonObject, type PendingStateStore, type Plugin, type ServerDefinition } from '../../core/index.js';
+import { authKey, definePlugin, errors, MemoryStateStore, PENDING_STATE, type FluidError, type JsonObject, type PendingStateStore, type Plugin, type ServerDefinition, type ServerEntry } from '../../core/index.js';
 import { mountAuthorizationServer } from './authorization-routes.js';
 import { LoginFlow } from './login-flow.js';
 import { PkceStrategy, STRATEGY_KEY } from './strategy.js';
@@ -15,6 +15,17 @@ export { SUCCESS_MESSAGE, REFRESH_MESSAGE } from './login-flow.js';
 export { STRATEGY_KEY };
 export { providerTokenIdentity, type PresentedToken, type TokenVerifier, type Verdict } from './verifiers.js';
 export { TokenSeal } from './token-seal.js';
+
+/**
+ * A shared pending-state store (Redis, for replicas) keeps each login's PKCE verifier sealed with the token
+ * key, so every replica needs the same configured key: the error to stop start-up with when an oauth2/pkce
+ * server has none (`keyGiven`: a key was configured), else undefined. The CLI's dry run asks the same.
+ */
+export function sharedStoreKeyMissing(keyGiven: boolean, entries: readonly ServerEntry[]): FluidError | undefined {
+  if (keyGiven || !entries.some((e) => authKey(e) === STRATEGY_KEY)) return undefined;
+  return errors.FMCP_ERR_CONFIG_INVALID('--token-key / FMCP_TOKEN_KEYS', 'not given',
+    'a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)');
+}
 
 export interface AuthOAuth2PkceOptions {
   /** how long a started login may take before its callback, ms (default 10 minutes) */
@@ -110,10 +121,8 @@ export function authOAuth2Pkce(options: AuthOAuth2PkceOptions = {}): Plugin {
           store = provided;
         } else if (provided) {
           // a random key would seal what no other replica can open: a login would fail on the replica it comes back to
-          if (seal.ephemeral && api.servers.list().some((s) => s.auth === STRATEGY_KEY)) {
-            throw errors.FMCP_ERR_CONFIG_INVALID('--token-key / FMCP_TOKEN_KEYS', 'not given',
-              'a shared pending-state store (--state-store) keeps each login\'s PKCE verifier, which the gateway encrypts with its token key first: give every replica the same key with --token-key or FMCP_TOKEN_KEYS (make one with: openssl rand -hex 32)');
-          }
+          const missing = sharedStoreKeyMissing(!seal.ephemeral, api.servers.list().map((s) => s.entry));
+          if (missing) throw missing;
           store = new SealedStateStore(provided, seal);
         } else {
           store = new MemoryStateStore(maxPendingLogins);
