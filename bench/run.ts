@@ -355,12 +355,13 @@ async function main(): Promise<number> {
     if (file) profile = summarizeCpuProfile(file, repoRoot, 10);
   }
   const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30) };
-  const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; gateway node flags: ${(plan.nodeFlags ?? binNodeFlags(join(repoRoot, 'dist', 'cli', 'main.js'))).join(' ') || 'none'}; ${plan.rounds} interleaved rounds of ${(plan.load.durationMs / 1000).toFixed(1)} s windows; whole run ${seconds.toFixed(0)} s`;
+  const gatewayNodeFlags = plan.nodeFlags ?? binNodeFlags(join(repoRoot, 'dist', 'cli', 'main.js'));
+  const header = `FluidMCP bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB; upstream server-everything over stdio; gateway node flags: ${gatewayNodeFlags.join(' ') || 'none'}; ${plan.rounds} interleaved rounds of ${(plan.load.durationMs / 1000).toFixed(1)} s windows; whole run ${seconds.toFixed(0)} s`;
   const report = formatReport(rows, header, plan.kinds, { steady: plan.workloads.has('steady'), group: plan.workloads.has('group') && plan.targets.includes('gateway') });
   if (plan.json) {
     const summaries = summarize(rows);
     const rs = ratios(rows);
-    const result = { machine, gatewayNodeFlags: plan.nodeFlags ?? binNodeFlags(join(repoRoot, 'dist', 'cli', 'main.js')), rounds: plan.rounds, clientKinds: plan.kinds, durationMs: plan.load.durationMs, elapsedSeconds: seconds, summaries, ratios: rs, modernRatios: modernRatios(rows), groupRatios: groupRatios(rows), goals: report.goals, measurements: rows, profile };
+    const result = { machine, gatewayNodeFlags, rounds: plan.rounds, clientKinds: plan.kinds, durationMs: plan.load.durationMs, elapsedSeconds: seconds, summaries, ratios: rs, modernRatios: modernRatios(rows), groupRatios: groupRatios(rows), goals: report.goals, measurements: rows, profile };
     process.stdout.write(`${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? null : String(v)) : v), 2)}\n`);
   } else {
     process.stdout.write(`${report.text}\n`);
