@@ -10,6 +10,7 @@ import {
   groups,
   groupServers,
   parseGroupFlag,
+  isAnyAddress,
   isHttpUrl,
   loadConfigFile,
   metricsPrometheus,
@@ -193,7 +194,8 @@ function printStarted(kernel: Kernel, stateStore: string | undefined, metrics: b
   const warning = networkWarning(host, kernel.servers.list(), metrics);
   if (warning !== undefined) say(warning);
   say(`Starting FluidMCP server on port ${kernel.address().port}`);
-  say(`FluidMCP gateway ready at ${publicUrl}`);
+  const everywhere = isAnyAddress(host) ? ` (listening on all interfaces, ${kernel.address().host})` : '';
+  say(`FluidMCP gateway ready at ${publicUrl}${everywhere}`);
 }
 
 /** Stops on SIGINT/SIGTERM within a bound; a second signal exits at once. */
