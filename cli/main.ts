@@ -9,6 +9,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { complain, describeError, EXIT_RUNTIME, EXIT_USAGE } from './output.js';
 import { listCommand } from './list.js';
+import { givenLimits, limitOptions } from './limits.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -69,7 +70,7 @@ await yargs(hideBin(process.argv))
     'run [package]',
     'serve MCP servers over HTTP: an installed package (author/pkg@version, author/pkg), "all", or a path to a metadata.json',
     (y) =>
-      y
+      limitOptions(y)
         .positional('package', { type: 'string', describe: 'author/pkg@version, author/pkg, all, or path/to/metadata.json' })
         .option('file', { type: 'string', describe: 'a config file in the {"mcpServers": {...}} shape' })
         .option('start-server', { type: 'boolean', default: false, describe: 'start the gateway (without it, only validate and show what would be served)' })
@@ -112,6 +113,7 @@ await yargs(hideBin(process.argv))
         groups: list(argv.group),
         tokenKeys: list(argv['token-key']),
         packagesDir: argv['packages-dir'],
+        limits: givenLimits(argv),
       }));
     },
   )

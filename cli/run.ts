@@ -10,6 +10,7 @@ import {
   groups,
   groupServers,
   parseGroupFlag,
+  isAnyAddress,
   isHttpUrl,
   loadConfigFile,
   metricsPrometheus,
@@ -22,6 +23,7 @@ import {
 import { complain, describeError, exitCodeFor, EXIT_OK, EXIT_RUNTIME, say, UsageError } from './output.js';
 import { fileSource, packagesDir, resolveRunTarget, type ConfigSource } from './packages.js';
 import { loadPlugin } from './plugins.js';
+import { parseLimits, type GivenLimits } from './limits.js';
 
 export interface RunOptions {
   /** `author/pkg@version`, `author/pkg`, `all`, or a path to a metadata.json */
@@ -56,6 +58,8 @@ export interface RunOptions {
   groups?: string[];
   /** keys that seal the tokens the gateway issues to MCP clients (--token-key; default FMCP_TOKEN_KEYS) */
   tokenKeys?: string[];
+  /** the proxy's session and process limits as given (--max-sessions …, or their FMCP_* variables) */
+  limits?: GivenLimits;
 }
 
 interface Prepared {
@@ -96,6 +100,7 @@ function checkOptions(options: RunOptions): void {
     throw new UsageError(`--public-url must be an http(s) URL such as https://gateway.example.com, got "${options.publicUrl}"`);
   }
   if (options.stateStore !== undefined) checkStateStore(options.stateStore, '--state-store');
+  parseLimits(options.limits ?? {});
   if (options.adminToken !== undefined && options.adminToken.length < 16) {
     throw new UsageError('--admin-token must be at least 16 characters: use a random one, such as the output of `openssl rand -hex 32`');
   }
@@ -193,7 +198,8 @@ function printStarted(kernel: Kernel, stateStore: string | undefined, metrics: b
   const warning = networkWarning(host, kernel.servers.list(), metrics);
   if (warning !== undefined) say(warning);
   say(`Starting FluidMCP server on port ${kernel.address().port}`);
-  say(`FluidMCP gateway ready at ${publicUrl}`);
+  const everywhere = isAnyAddress(host) ? ` (listening on all interfaces, ${kernel.address().host})` : '';
+  say(`FluidMCP gateway ready at ${publicUrl}${everywhere}`);
 }
 
 /** Stops on SIGINT/SIGTERM within a bound; a second signal exits at once. */
@@ -265,7 +271,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
     // the store first: Redis unreachable stops start-up before any server process starts
     if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore, replicaUrl: options.replicaUrl }));
     // third-party plugins next: their transports get the first claim on the entries they know
-    for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys })]) kernel.use(plugin);
+    for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys, proxy: parseLimits(options.limits ?? {}) })]) kernel.use(plugin);
     if (options.metrics) kernel.use(metricsPrometheus());
     if (options.console !== false) kernel.use(webConsole({ adminToken: options.adminToken }));
     if (servers.some((s) => describeGroup(s) !== undefined)) kernel.use(groups());

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+/** an address literal of 127.0.0.0/8: no DNS name, so no rebinding, and what the gateway prints for such a --host */
+const LOOPBACK_V4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
 /**
  * DNS-rebinding protection: a browser's Origin must be a loopback origin, an allowed host's, or one
@@ -31,7 +33,7 @@ export class HostGuard {
       } catch {
         if (origin !== 'null') return `Origin "${origin}" is not a valid origin`;
       }
-      if (host === undefined || (!LOOPBACK_HOSTS.has(stripPort(host)) && !this.allowedHosts.has(stripPort(host)))) {
+      if (host === undefined || (!isLoopbackName(stripPort(host)) && !this.allowedHosts.has(stripPort(host)))) {
         return `Origin "${origin}" is not allowed: start the gateway with --allowed-origin ${origin} to allow it`;
       }
     }
@@ -39,7 +41,7 @@ export class HostGuard {
     const hostHeader = req.headers.host;
     if (hostHeader === undefined) return undefined;
     const name = stripPort(hostHeader.toLowerCase());
-    if (LOOPBACK_HOSTS.has(name) || this.allowedHosts.has(name)) return undefined;
+    if (isLoopbackName(name) || this.allowedHosts.has(name)) return undefined;
     return `Host "${hostHeader}" is not allowed: the gateway listens on loopback; add --allowed-host ${name} to accept it`;
   }
 }
@@ -52,4 +54,24 @@ function stripPort(host: string): string {
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]';
+}
+
+function isLoopbackName(name: string): boolean {
+  return LOOPBACK_HOSTS.has(name) || LOOPBACK_V4.test(name);
+}
+
+/** 0.0.0.0, ::, 0 and the like: a bind to every interface. */
+export function isAnyAddress(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === '0' || h === '0.0.0.0' || (h.includes(':') && /^[0:]+$/.test(h));
+}
+
+/**
+ * The host part of a URL a person can open for a bind address: localhost for the default and for
+ * every-interface binds, an IPv6 literal in brackets, anything else as given.
+ */
+export function urlHost(host: string): string {
+  if (host === '' || host === 'localhost' || host === '127.0.0.1' || isAnyAddress(host)) return 'localhost';
+  const h = host.replace(/^\[|\]$/g, '');
+  return h.includes(':') ? `[${h.replace(/%/g, '%25')}]` : h;
 }

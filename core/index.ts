@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 
-export { isLoopback } from './host-guard.js';
+export { isAnyAddress, isLoopback } from './host-guard.js';
 export { createKernel, Kernel, type KernelOptions, type KernelState, type PluginApi } from './kernel.js';
 export { definePlugin, type Plugin } from './plugin.js';
 export { Router, type Route, type RouteHandler, type RouteOptions, type RouteMatch } from './router.js';

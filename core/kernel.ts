@@ -24,7 +24,7 @@ import { discardBody, readBody, sendError, sendJson } from './http.js';
 import { answerOptions, isPreflight, setCorsHeaders } from './cors.js';
 import { Catalog } from './catalog.js';
 import { Context } from './context.js';
-import { HostGuard, isLoopback } from './host-guard.js';
+import { HostGuard, urlHost } from './host-guard.js';
 import { AUTH_STRATEGIES, KERNEL, LOGGER, ROUTER, SERVERS, TRANSPORTS } from './core-tokens.js';
 import { provide, resolve, tryResolve, type Token } from './tokens.js';
 
@@ -181,13 +181,11 @@ export class Kernel {
     return { host: addr.address, port: addr.port };
   }
 
-  /** The URL users and providers reach the gateway at: publicUrl, else built from host and port. */
+  /** The URL users and providers reach the gateway at: publicUrl, else one a browser opens, from host and port. */
   publicUrl(): string {
     if (this.options.publicUrl) return this.options.publicUrl.replace(/\/+$/, '');
     const { port } = this.address();
-    const host = this.options.host ?? '127.0.0.1';
-    if (isLoopback(host)) return `http://localhost:${port}`;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    return `http://${urlHost(this.options.host ?? '127.0.0.1')}:${port}`;
   }
 
   async start(): Promise<void> {

@@ -184,9 +184,9 @@ export class InstancePool {
       }
       if (!victim || rank < victim.rank || (rank === victim.rank && last < victim.last)) victim = { key, instance, rank, last };
     }
-    const busy = quota ? `${max} processes busy for its "${quota.name}" callers (their limit)` : `${max} processes busy (limit: proxy option maxInstances)`;
-    const raise = quota ? 'that limit (their auth strategy sets it, e.g. unverifiedProcesses)' : 'maxInstances';
-    const holds = quota ? `its ${max} processes for "${quota.name}" callers` : `${max} processes (proxy option maxInstances)`;
+    const busy = quota ? `${max} processes busy for its "${quota.name}" callers (their limit)` : `${max} processes busy (limit: --max-instances, proxy option maxInstances)`;
+    const raise = quota ? 'that limit (their auth strategy sets it, e.g. unverifiedProcesses)' : '--max-instances (maxInstances)';
+    const holds = quota ? `its ${max} processes for "${quota.name}" callers` : `${max} processes (--max-instances, proxy option maxInstances)`;
     const counts = this.counts(group);
     if (!victim) {
       counts.refused++;

@@ -80,7 +80,7 @@ export class SessionLimits {
       const victim = this.oldestUnconfirmed(mine) ?? this.idlest(mine, false);
       if (!victim) {
         throw this.refuse('FMCP_ERR_SESSION_LIMIT_ADDRESS', max, mine,
-          `Too many sessions from ${address}: it holds ${max} (proxy option maxSessionsPerAddress), all in use, so ${where} opened no new one: end sessions it no longer needs (DELETE ${where} with their Mcp-Session-Id) or retry after the time in Retry-After`);
+          `Too many sessions from ${address}: it holds ${max} (--max-sessions-per-address, proxy option maxSessionsPerAddress), all in use, so ${where} opened no new one: end sessions it no longer needs (DELETE ${where} with their Mcp-Session-Id) or retry after the time in Retry-After`);
       }
       this.evict(victim, 'address');
       return;
@@ -89,7 +89,7 @@ export class SessionLimits {
     const victim = this.oldestUnconfirmed(this.unconfirmed) ?? this.idlest(all, true);
     if (!victim) {
       throw this.refuse('FMCP_ERR_SESSION_LIMIT', this.options.maxSessions, all,
-        `Session limit reached: the gateway holds ${this.options.maxSessions} sessions (proxy option maxSessions), all in use, so ${where} opened no new one: retry after the time in Retry-After, or call without a session (a JSON-RPC POST without initialize, or protocol 2026-07-28)`);
+        `Session limit reached: the gateway holds ${this.options.maxSessions} sessions (--max-sessions, proxy option maxSessions), all in use, so ${where} opened no new one: retry after the time in Retry-After, or call without a session (a JSON-RPC POST without initialize, or protocol 2026-07-28)`);
     }
     this.evict(victim, 'total');
   }

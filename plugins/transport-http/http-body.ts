@@ -9,6 +9,8 @@ export class TransportFailure extends Error {}
 
 export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const isRequest = (m: JsonObject): boolean => typeof m.method === 'string' && m.id !== undefined && m.id !== null;
+/** A message that answers `sent` (a request): its id, and no method of its own. */
+export const isResponseTo = (sent: JsonObject, m: JsonObject): boolean => m.id === sent.id && m.method === undefined && (m.result !== undefined || m.error !== undefined);
 export const headerValue = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 export function parseJson(text: string): JsonObject | undefined {
@@ -91,7 +93,7 @@ export async function readPostAnswer(res: Dispatcher.ResponseData, sent: JsonObj
         if (event.event !== undefined && event.event !== 'message') return;
         const message = parseJson(event.data);
         if (!message) return;
-        if (isRequest(sent) && message.id === sent.id && message.method === undefined) answered = true;
+        if (isRequest(sent) && isResponseTo(sent, message)) answered = true;
         deliver(message);
       });
     } catch (err) {
@@ -107,7 +109,9 @@ export async function readPostAnswer(res: Dispatcher.ResponseData, sent: JsonObj
   } catch {
     throw new TransportFailure(`the answer is not JSON: ${snippet(text)}`);
   }
-  const messages = Array.isArray(parsed) ? parsed : [parsed];
-  for (const message of messages) if (isObject(message)) deliver(message);
-  return undefined;
+  const messages = (Array.isArray(parsed) ? parsed : [parsed]).filter(isObject);
+  for (const message of messages) deliver(message);
+  // JSON that answers nothing (a health page, another API) would leave the request waiting for its timeout
+  if (!isRequest(sent) || messages.some((m) => isResponseTo(sent, m))) return undefined;
+  return `the URL did not answer ${String(sent.method)} with a JSON-RPC response; it answered HTTP ${res.statusCode}: ${snippet(text)}`;
 }

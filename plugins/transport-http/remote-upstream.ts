@@ -255,11 +255,13 @@ export class RemoteUpstream implements Upstream {
           this.mode = 'streamable';
           this.sessionId = headerValue(res.headers['mcp-session-id']);
         }
+        // an initialize answered by something that is not an MCP server: say where to look
+        const advice = msg.method === 'initialize' ? `: check that mcpServers.${this.name}.url is the MCP endpoint of an MCP server (often a path ending in /mcp), not another page or API` : '';
         try {
           const unanswered = await readPostAnswer(res, msg, this.settings.maxMessageBytes, (m) => this.deliver(m, gen));
-          if (unanswered) this.failRequest(msg, gen, unanswered);
+          if (unanswered) this.failRequest(msg, gen, `${unanswered}${advice}`);
         } catch (err) {
-          if (!this.stopped) this.failRequest(msg, gen, `unreadable answer: ${describe(err)}`);
+          if (!this.stopped) this.failRequest(msg, gen, `unreadable answer: ${describe(err)}${advice}`);
         }
         return;
       }

@@ -93,7 +93,7 @@ export class RunningCli {
 
   /** The gateway's URL once it printed its ready line. */
   async ready(ms = 15_000): Promise<string> {
-    return (await this.waitFor('stdout', /FluidMCP gateway ready at (\S+)\n/, ms))[1]!;
+    return (await this.waitFor('stdout', /FluidMCP gateway ready at (\S+)[^\n]*\n/, ms))[1]!;
   }
 
   signal(signal: NodeJS.Signals): void {

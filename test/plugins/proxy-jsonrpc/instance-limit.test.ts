@@ -81,7 +81,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
       error: {
         code: -32000,
         message:
-          'Server "counter" has 2 processes busy (limit: proxy option maxInstances), each with a call in flight, an open stream or a message in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise maxInstances',
+          'Server "counter" has 2 processes busy (limit: --max-instances, proxy option maxInstances), each with a call in flight, an open stream or a message in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise --max-instances (maxInstances)',
         data: { limit: 2, retryAfterSeconds: retryAfter },
       },
     });
@@ -90,7 +90,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     let error: Error | undefined;
     await carol.connect(new StreamableHTTPClientTransport(new URL(gw.url('/counter/mcp')))).catch((err: Error) => (error = err));
     expect((error as Error & { code?: number }).code).to.equal(503);
-    expect(error?.message).to.include('has 2 processes busy (limit: proxy option maxInstances)');
+    expect(error?.message).to.include('has 2 processes busy (limit: --max-instances, proxy option maxInstances)');
 
     expect(await countSdk(alice)).to.equal(`${pidOf(a1)}:2`);
     expect(await countRaw(gw, bob)).to.equal(`${pidOf(b1)}:2`);
@@ -124,7 +124,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
 
     const limit = warnings.filter((w) => String(w.msg).startsWith('process limit reached'));
     expect(limit.map((w) => [w.server, w.evicted, w.refused, w.msg])).to.deep.equal([
-      ['counter', 1, 0, 'process limit reached: server "counter" holds 2 processes (proxy option maxInstances); stopped 1 idle processes (their sessions ended) and refused 0 new ones (counts since the last warning): raise maxInstances if this is normal load'],
+      ['counter', 1, 0, 'process limit reached: server "counter" holds 2 processes (--max-instances, proxy option maxInstances); stopped 1 idle processes (their sessions ended) and refused 0 new ones (counts since the last warning): raise --max-instances (maxInstances) if this is normal load'],
     ]);
   });
 
@@ -172,7 +172,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     expect(refused.status).to.equal(503);
     expect(Number(refused.headers.get('retry-after'))).to.be.within(1, 60);
     expect((refused.json as Rpc).error!.message).to.equal(
-      'Server "counter" has 2 processes busy (limit: proxy option maxInstances), each with a call in flight, an open stream or a message in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise maxInstances',
+      'Server "counter" has 2 processes busy (limit: --max-instances, proxy option maxInstances), each with a call in flight, an open stream or a message in the last 60 s, so no process was started for this one: retry after the time in Retry-After, or raise --max-instances (maxInstances)',
     );
     // a 2026-07-28 request (no session) is refused the same way
     const modern = await modernPost(gw.url('/counter/mcp'), 7, 'tools/call', { name: 'count', arguments: {} }, { 'x-key': 'carol' });

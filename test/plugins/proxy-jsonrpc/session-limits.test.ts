@@ -116,7 +116,7 @@ describe('proxy-jsonrpc: the session limit never ends a session in use for a new
         error: {
           code: -32000,
           message:
-            'Session limit reached: the gateway holds 3 sessions (proxy option maxSessions), all in use, so /mini/mcp opened no new one: retry after the time in Retry-After, or call without a session (a JSON-RPC POST without initialize, or protocol 2026-07-28)',
+            'Session limit reached: the gateway holds 3 sessions (--max-sessions, proxy option maxSessions), all in use, so /mini/mcp opened no new one: retry after the time in Retry-After, or call without a session (a JSON-RPC POST without initialize, or protocol 2026-07-28)',
           data: { limit: 3, retryAfterSeconds: retryAfter },
         },
       });
@@ -154,7 +154,7 @@ describe('proxy-jsonrpc: the session limit never ends a session in use for a new
       expect(answer.status).to.equal(429);
       expect(Number(answer.headers['retry-after'])).to.be.within(1, 300);
       expect(answer.json.error!.message).to.equal(
-        'Too many sessions from 127.0.0.1: it holds 2 (proxy option maxSessionsPerAddress), all in use, so /mini/mcp opened no new one: end sessions it no longer needs (DELETE /mini/mcp with their Mcp-Session-Id) or retry after the time in Retry-After',
+        'Too many sessions from 127.0.0.1: it holds 2 (--max-sessions-per-address, proxy option maxSessionsPerAddress), all in use, so /mini/mcp opened no new one: end sessions it no longer needs (DELETE /mini/mcp with their Mcp-Session-Id) or retry after the time in Retry-After',
       );
       const other = await openConfirmed(gw, '127.0.0.2');
       expect(await echo(gw, other, 'other', '127.0.0.2')).to.equal('other');
@@ -178,7 +178,7 @@ describe('proxy-jsonrpc: the session limit never ends a session in use for a new
       const held = await openConfirmed(gw);
       let refused: Error | undefined;
       await client.connect(new SSEClientTransport(new URL(gw.url('/mini/sse')))).catch((err: Error) => (refused = err));
-      expect(refused?.message).to.include('Too many sessions from 127.0.0.1: it holds 1 (proxy option maxSessionsPerAddress), all in use, so /mini/sse opened no new one');
+      expect(refused?.message).to.include('Too many sessions from 127.0.0.1: it holds 1 (--max-sessions-per-address, proxy option maxSessionsPerAddress), all in use, so /mini/sse opened no new one');
       expect(await echo(gw, held, 'held')).to.equal('held');
     } finally {
       await client.close();
