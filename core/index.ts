@@ -13,6 +13,7 @@ export { createLogger, drainStderr, stderrDestination, REDACT_PATHS, type Logger
 export { loadConfigFile, parseConfig, readConfigFile, configError, serverFieldError, authKey, isHttpUrl, type LoadedConfig } from './metadata.js';
 export { sendJson, sendError, readBody, jsonText } from './http.js';
 export { KeyedRegistry } from './registry.js';
+export { GATEWAY_NODE_FLAGS, missingNodeFlags } from './node-flags.js';
 export { KernelEvents } from './events.js';
 export { MemoryStateStore } from './state-store.js';
 export { CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, type RouteCors } from './cors.js';

@@ -16,6 +16,7 @@ import { errors, FluidError } from './errors.js';
 import { KernelEvents } from './events.js';
 import { emptyHookTable, isHookName, applicationHookNames, requestHookNames, type HookName, type HookSignatures, type HookTable } from './hooks.js';
 import { createLogger } from './logger.js';
+import { missingNodeFlags } from './node-flags.js';
 import { authKey } from './metadata.js';
 import { orderPlugins, validatePlugin, type Plugin } from './plugin.js';
 import { KeyedRegistry } from './registry.js';
@@ -204,6 +205,10 @@ export class Kernel {
       this.router.add({ method: 'GET', path: '/health', handler: (ctx) => this.sendHealth(ctx) }, 'core');
       for (const hook of this.hooks.onStart) await this.runPluginStep(hook.plugin, 'onStart', hook.fn);
       await this.listen();
+      const missing = missingNodeFlags();
+      if (missing.length > 0) {
+        this.log.info({ missing }, `Node runs without ${missing.join(' ')}, the flags the gateway's memory and speed figures are measured with: start node with them, or put them in NODE_OPTIONS (README, Performance)`);
+      }
       this.stateValue = 'started';
       for (const hook of this.hooks.onReady) await this.runPluginStep(hook.plugin, 'onReady', hook.fn);
     } catch (err) {

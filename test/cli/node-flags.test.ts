@@ -84,3 +84,25 @@ describe('cli: the gateway\'s Node flags without the shebang', function () {
     await waitFor(() => ended(child), 10_000, 'the orphaned gateway to stop');
   });
 });
+
+describe('createKernel() in a program started without the gateway\'s Node flags', () => {
+  it('says so once at start, naming the flags and what to do', async () => {
+    const { createKernel } = await import('../../core/index.js');
+    const { Writable } = await import('node:stream');
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    // this mocha process runs without them (the test asserts it, so it cannot pass by accident)
+    expect(missingNodeFlags()).to.deep.equal(['--max-semi-space-size=4', '--heap-growing-percent=50']);
+    const kernel = createKernel({ port: 0, logLevel: 'info', logDestination: sink });
+    await kernel.start();
+    await kernel.stop();
+    const said = lines.map((l) => JSON.parse(l) as { msg: string; missing?: string[] }).filter((l) => l.msg.startsWith('Node runs without'));
+    expect(said).to.have.length(1);
+    expect(said[0]!.msg).to.equal('Node runs without --max-semi-space-size=4 --heap-growing-percent=50, the flags the gateway\'s memory and speed figures are measured with: start node with them, or put them in NODE_OPTIONS (README, Performance)');
+  });
+});
