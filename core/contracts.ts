@@ -217,7 +217,11 @@ export interface ClientChannel {
 }
 
 export interface ChannelBroker {
-  /** a long-lived channel: every message for it arrives through `onMessage`; `address`: the client's network address, for per-address limits */
+  /**
+   * a long-lived channel: every message for it arrives through `onMessage`. `address`: the client's network
+   * address, for a client's own channel: it then holds a place under the session limits from its opening
+   * (rejects with the limit's coded error, with its `headers`, when there is none) and may be closed to make room
+   */
   open(server: string, identity: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void, address?: string): Promise<ClientChannel>;
   /** one request: resolves with its response; notifications that belong to it go to `onNotification` */
   call(server: string, identity: Identity, request: JsonObject, onNotification?: (message: JsonObject) => void, signal?: AbortSignal): Promise<JsonObject>;

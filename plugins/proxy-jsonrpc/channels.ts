@@ -42,6 +42,9 @@ export class Channels implements ChannelBroker {
     let session: Session | undefined;
     let closed = false;
     let identity = opener;
+    const where = `/${server.name}/sse`;
+    // a client's channel holds a place among the sessions from now on: refused here at the limit, before any stream opens
+    const seat = address === undefined ? undefined : dispatcher.sessions.reserve(clientAddress(address), where, () => channel.close());
     const channel: ClientChannel = {
       get id() {
         return session?.id ?? 'uninitialized';
@@ -56,12 +59,14 @@ export class Channels implements ChannelBroker {
           return;
         }
         if (kind === 'request' && message.method === 'initialize') {
-          dispatcher.initialize(server, identity, message, (m) => onMessage(m), clientAddress(address)).then(
+          dispatcher.initialize(server, identity, message, (m) => onMessage(m), clientAddress(address), seat).then(
             (opened) => {
               if (closed) {
                 dispatcher.endSession(opened.session);
                 return;
               }
+              // initialize again on the same channel: the new session replaces the old one
+              if (session) dispatcher.endSession(session);
               session = opened.session;
               onMessage(opened.response);
             },
@@ -76,6 +81,7 @@ export class Channels implements ChannelBroker {
       close(): void {
         if (closed) return;
         closed = true;
+        if (seat) dispatcher.sessions.release(seat);
         if (session) dispatcher.endSession(session);
         onClose?.();
       },

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { jsonText, type EventStream, type Identity, type JsonObject, type Logger, type ServerDefinition } from '../../core/index.js';
 import type { SessionLike } from './call-sink.js';
-import { SessionLimits, type SessionLimitOptions } from './session-limits.js';
+import { SessionLimits, type Seat, type SessionLimitOptions } from './session-limits.js';
 
 /** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
 export const newSessionId = (prefix = ''): string => prefix + randomBytes(16).toString('hex');
@@ -44,10 +44,26 @@ export class Session implements SessionLike {
   }
 }
 
+/**
+ * A client's legacy HTTP+SSE stream that has not sent initialize yet: it holds a place among the sessions
+ * (see session-limits.ts) until its session opens or it closes. `close` ends the stream when the place is
+ * taken back to make room.
+ */
+export class PendingChannel implements Seat {
+  confirmed = false;
+  readonly lastSeen = Date.now();
+  held = true;
+  constructor(
+    readonly address: string | undefined,
+    readonly close: () => void,
+  ) {}
+}
+
 /** Sessions by id, indexed by instance for broadcasts; idle sessions without a stream expire. */
 export class SessionStore {
   private readonly byId = new Map<string, Session>();
   private readonly byInstance = new Map<string, Set<Session>>();
+  private readonly pending = new Set<PendingChannel>();
   private readonly limits: SessionLimits;
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -57,7 +73,13 @@ export class SessionStore {
     private readonly onExpire: (session: Session) => void,
     log: Logger,
   ) {
-    this.limits = new SessionLimits(limits, onExpire, log);
+    this.limits = new SessionLimits(limits, (seat) => {
+      if (seat instanceof Session) onExpire(seat);
+      else if (seat instanceof PendingChannel && seat.held) {
+        this.release(seat);
+        seat.close();
+      }
+    }, log);
   }
 
   get size(): number {
@@ -69,10 +91,29 @@ export class SessionStore {
    * the SessionLimitError to answer; `where` names the endpoint in that error.
    */
   makeRoom(address: string | undefined, where: string): void {
-    this.limits.makeRoom(this.byId.values(), this.byId.size, address, where);
+    this.limits.makeRoom(this.byId.values(), this.byId.size + this.pending.size, address, where);
   }
 
-  add(session: Session, where: string): void {
+  /** Holds a place for a client's legacy stream until it initializes (or throws the SessionLimitError to answer). */
+  reserve(address: string | undefined, where: string, close: () => void): PendingChannel {
+    this.makeRoom(address, where);
+    const seat = new PendingChannel(address, close);
+    this.pending.add(seat);
+    this.limits.track(seat);
+    return seat;
+  }
+
+  /** Gives a pending channel's place back (it closed, or its session takes the place); safe to repeat. */
+  release(seat: PendingChannel): void {
+    if (!seat.held) return;
+    seat.held = false;
+    this.pending.delete(seat);
+    this.limits.untrack(seat);
+  }
+
+  /** Adds a session; `seat`: the place its channel held, which the session takes over. */
+  add(session: Session, where: string, seat?: PendingChannel): void {
+    if (seat) this.release(seat);
     this.makeRoom(session.address, where);
     this.byId.set(session.id, session);
     this.limits.track(session);
