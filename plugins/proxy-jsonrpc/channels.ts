@@ -66,12 +66,22 @@ export class Channels implements ChannelBroker {
                 return;
               }
               // initialize again on the same channel: the new session replaces the old one
-              if (session) dispatcher.endSession(session);
+              const replaced = session;
               session = opened.session;
+              if (replaced) dispatcher.endSession(replaced);
+              // the session ended under the channel (an operator stopped its process): the channel closes with it
+              opened.session.onEnd = () => {
+                if (session === opened.session) channel.close();
+              };
               onMessage(opened.response);
             },
             (err: Error) => onMessage(errorResponse(message.id, SERVER_UNAVAILABLE, err.message)),
           );
+          return;
+        }
+        if (kind === 'request' && !session && seat && message.method !== 'ping') {
+          // a client's stream is a session: nothing is served on it before initialize (no silent session-less calls)
+          onMessage(errorResponse(message.id, INVALID_REQUEST, `Invalid Request: this ${where} stream has no session yet: send initialize first (a session ends with its stream, or when an operator stops the server process that served it; then open GET ${where} again)`));
           return;
         }
         if (kind === 'notification') dispatcher.notification(server, identity, session, message);

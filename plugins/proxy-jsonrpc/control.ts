@@ -31,9 +31,14 @@ export class ServerControls implements ServerControl {
     };
   }
 
+  /**
+   * Stops every process of the server and starts the shared one again. Sessions of the shared process stay
+   * (the gateway redoes the handshake, as after a crash); those of the other processes end, as on stop.
+   */
   async restart(name: string): Promise<{ stopped: number; state: string }> {
     const server = this.dispatcher.server(name);
     const entries = this.dispatcher.pool.entriesOf(name);
+    for (const [key] of entries) if (instanceId(server, key) !== 'shared') this.dispatcher.endSessionsOf(key, stoppedByOperator(name));
     await Promise.all(entries.map(([key]) => this.dispatcher.pool.release(key)));
     if (server.auth === undefined && server.entry.isolation !== 'session') {
       const instance = this.dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS));
@@ -46,10 +51,14 @@ export class ServerControls implements ServerControl {
     const server = this.dispatcher.server(name);
     const found = this.dispatcher.pool.entriesOf(name).find(([key]) => instanceId(server, key) === id);
     if (!found) return false;
+    // its sessions end first, so no call of theirs starts a silent new process meanwhile
+    this.dispatcher.endSessionsOf(found[0], stoppedByOperator(name));
     await this.dispatcher.pool.release(found[0]);
     return true;
   }
 }
+
+const stoppedByOperator = (name: string): string => `it ended because an operator stopped the process of server "${name}" that served it`;
 
 /** "shared", or the first 12 hex digits of a hash of the rest of the key (a token hash or a session id). */
 function instanceId(server: ServerDefinition, key: string): string {

@@ -195,12 +195,24 @@ export class Dispatcher {
     }
   }
 
-  endSession(session: Session): void {
-    this.sessions.delete(session);
+  /** Ends a session (once); `reason`, when given, is told to its client's next request and closes its stream. */
+  endSession(session: Session, reason?: string): void {
+    if (session.ended) return;
+    session.ended = true;
+    if (reason !== undefined) this.sessions.rememberEnded(session, reason);
+    this.sessions.delete(session, reason);
     const instance = this.pool.peek(session.instanceKey);
     if (instance && !session.ownProcess) releaseSessionState(instance, session, this.sessions.ofInstance(session.instanceKey));
     instance?.dropSession(session);
     if (session.ownProcess) void this.pool.release(session.instanceKey);
+    session.onEnd?.();
+  }
+
+  /** Ends every session bound to the process of `key` (it is being stopped), telling their clients `reason`. */
+  endSessionsOf(key: string, reason: string): number {
+    const bound = this.sessions.ofInstance(key);
+    for (const s of bound) this.endSession(s, reason);
+    return bound.length;
   }
 
   /** Lets calls in flight finish for up to `ms`, then answers the rest with a JSON-RPC error. */

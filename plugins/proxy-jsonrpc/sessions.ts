@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { jsonText, type EventStream, type Identity, type JsonObject, type Logger, type ServerDefinition } from '../../core/index.js';
+import { jsonText, principalOf, type EventStream, type Identity, type JsonObject, type Logger, type ServerDefinition } from '../../core/index.js';
 import type { SessionLike } from './call-sink.js';
 import { SessionLimits, type Seat, type SessionLimitOptions } from './session-limits.js';
 
@@ -14,6 +14,9 @@ export class Session implements SessionLike {
   stream: EventStream | undefined;
   /** the client sent something after initialize (notifications/initialized, a call): see session-limits.ts */
   confirmed = false;
+  ended = false;
+  /** told once when the session ends (a channel closes with it) */
+  onEnd: (() => void) | undefined;
 
   constructor(
     readonly id: string,
@@ -59,11 +62,16 @@ export class PendingChannel implements Seat {
   ) {}
 }
 
+/** Why recently ended sessions ended, kept for this many of them (the oldest forgotten first). */
+const ENDED_KEPT = 1000;
+
 /** Sessions by id, indexed by instance for broadcasts; idle sessions without a stream expire. */
 export class SessionStore {
   private readonly byId = new Map<string, Session>();
   private readonly byInstance = new Map<string, Set<Session>>();
   private readonly pending = new Set<PendingChannel>();
+  /** why a session ended, by id, when it is worth telling its client (an operator stopped its process) */
+  private readonly endedWhy = new Map<string, { principal: string; reason: string }>();
   private readonly limits: SessionLimits;
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -132,13 +140,26 @@ export class SessionStore {
     return this.byId.get(id);
   }
 
-  delete(session: Session): void {
+  delete(session: Session, reason = 'session ended'): void {
     this.byId.delete(session.id);
     this.limits.untrack(session);
     const set = this.byInstance.get(session.instanceKey);
     set?.delete(session);
     if (set?.size === 0) this.byInstance.delete(session.instanceKey);
-    session.stream?.close('session ended');
+    session.stream?.close(reason);
+  }
+
+  /** Remembers why a session ended, for its client's next request (bounded: the oldest are forgotten). */
+  rememberEnded(session: Session, reason: string): void {
+    this.endedWhy.delete(session.id);
+    this.endedWhy.set(session.id, { principal: principalOf(session.identity), reason });
+    if (this.endedWhy.size > ENDED_KEPT) this.endedWhy.delete(this.endedWhy.keys().next().value!);
+  }
+
+  /** Why the session `id` of `principal` ended, when it was remembered. */
+  endedReason(id: string, principal: string): string | undefined {
+    const ended = this.endedWhy.get(id);
+    return ended?.principal === principal ? ended.reason : undefined;
   }
 
   /** Moves a session to the instance of another key (its caller's token was renewed). */
@@ -171,6 +192,7 @@ export class SessionStore {
   stop(): void {
     clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
+    this.endedWhy.clear();
   }
 
   private ensureSweep(): void {
