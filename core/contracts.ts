@@ -129,6 +129,11 @@ export interface Upstream {
   send(message: JsonObject | string): void;
   /** stops it for good; resolves when every resource is released */
   stop(): Promise<void>;
+  /**
+   * optional: the caller found it hung (alive but silent): end this run and start a fresh one as after a
+   * crash. The listener hears `down` (with `reason`, which it also gives as its last error) at once.
+   */
+  restart?(reason: string): void;
 }
 
 export interface UpstreamOptions {
