@@ -111,7 +111,7 @@ export class MemberLink {
     this.channel = undefined;
     this.initResult = undefined;
     if (this.state === 'up') this.state = 'down';
-    this.lastError = 'its session ended (an operator stopped its process)';
+    this.lastError = 'an operator stopped its process, which ended its session';
   }
 }
 
