@@ -160,13 +160,14 @@ export class ServerInstance {
     for (const w of waiters) w();
   }
 
-  async stop(): Promise<void> {
+  /** Stops it for good; `why` is the error its calls in flight get. */
+  async stop(why = 'the gateway is stopping this server'): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
     this.options.events?.emit('upstream.stopped', { server: this.options.name, wasUp: this.alive });
     this.alive = false;
     this.upSince = undefined;
-    this.failAll('the gateway is stopping this server');
+    this.failAll(why);
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.handshakeRetryTimer);
     clearInterval(this.sweepTimer);

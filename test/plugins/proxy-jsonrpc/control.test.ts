@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { proxyJsonRpc, transportSse, transportStdio, webConsole, type ServerEntry } from '../../../index.js';
 import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { fixture } from '../../helpers/paths.js';
-import { request, waitFor } from '../../helpers/request.js';
+import { request, until, waitFor } from '../../helpers/request.js';
 import { openSse, type SseReading } from '../transport-sse/sse-reader.js';
 
 /** `count` answers "<pid>:<calls so far>": its state lives in its process. */
@@ -67,7 +67,7 @@ describe('proxy-jsonrpc: an operator stopping a process ends the sessions it ser
   const instances = async (): Promise<Instance[]> => (await request(port(), { path: '/api/servers/counter' })).json<{ instances: Instance[] }>().instances;
   const instanceOf = async (answer: string): Promise<string> => (await instances()).find((i) => String(i.pid) === answer.split(':')[0])!.id;
   const stop = async (id: string) => request(port(), { method: 'POST', path: `/api/servers/counter/instances/${id}/stop`, headers: CHANGE, body: '{}' });
-  const health = async () => ((await (await fetch(gw.url('/health'))).json()) as { servers: { counter: { sessions: number; instances: number } } }).servers.counter;
+  const health = async () => ((await (await fetch(gw.url('/health'))).json()) as { servers: { counter: { sessions: number; instances: number; inFlight: number } } }).servers.counter;
 
   it('POST /api/servers/{name}/instances/{id}/stop: the next request of its session gets 404 saying why, its GET stream closes; other sessions go on', async () => {
     await start(counter({ isolation: 'session' }));
@@ -77,8 +77,16 @@ describe('proxy-jsonrpc: an operator stopping a process ends the sessions it ser
     const b1 = await countRaw(bob.id);
     expect([a1.split(':')[1], b1.split(':')[1]]).to.deep.equal(['1', '1']);
 
+    // a call in flight on bob's process when it stops is answered, saying why
+    const slow = postJson(gw.url('/counter/mcp'), { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'slow', arguments: { ms: 30_000 } } }, { 'mcp-session-id': bob.id, 'mcp-protocol-version': VERSION, accept: 'application/json' });
+    await until(async () => ((await health()).inFlight === 1 ? true : undefined), 10_000, 'the slow call in flight');
     const stopped = await stop(await instanceOf(b1));
     expect(stopped.status).to.equal(200);
+    expect((await slow).json).to.deep.equal({
+      jsonrpc: '2.0',
+      id: 9,
+      error: { code: -32000, message: 'An operator stopped the process of server "counter" that served this call: send it again (the sessions of that process ended: initialize first)' },
+    });
     expect(await bob.stream.finished).to.equal('end');
     expect(await countRaw(bob.id)).to.equal(`404 {"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found: ${STOPPED_JSON}; send initialize to start a new one"}}`);
     expect(await countSdk(alice)).to.equal(`${a1.split(':')[0]}:2`);
