@@ -9,6 +9,7 @@ import {
 import type { CallSink, SessionLike } from './call-sink.js';
 import { toLegacyResult } from './modern-era.js';
 import { ServerInitiated } from './server-initiated.js';
+import { SilenceWatch } from './silence-watch.js';
 
 interface PendingCall {
   /** false while it waits in the queue of a starting server */
@@ -19,7 +20,7 @@ interface PendingCall {
   readonly progressToken: unknown;
   /** performance.now() when sent, or -1 when nobody listens to call.completed */
   readonly started: number;
-  /** how many messages the server had sent when the call was made (see `heard`) */
+  /** how many messages the server had sent when the call was made (silence-watch.ts) */
   readonly heard: number;
 }
 
@@ -48,12 +49,6 @@ export type InstanceState = 'starting' | 'ready' | 'down' | 'failed' | 'stopped'
 /** a handshake that timed out or was refused is tried again after this long, doubling up to the cap */
 const HANDSHAKE_RETRY_BASE_MS = 1000;
 const HANDSHAKE_RETRY_MAX_MS = 60_000;
-
-/**
- * A server is hung when this many calls in a row time out, each made after the last message it sent (the
- * server stayed silent through each call's whole timeout, and since): its transport restarts it, if it can.
- */
-export const HUNG_AFTER_TIMEOUTS = 3;
 
 const formatMs = (ms: number): string => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`);
 
@@ -94,11 +89,7 @@ export class ServerInstance {
   private alive = false;
   /** the transport said it would try again after its last failure */
   private willRetry = false;
-  /** messages received from the server: a call it never answered, made at the same count, met only silence */
-  private heard = 0;
-  /** silent timeouts in a row, and the `heard` they were counted at (any later message breaks the row) */
-  private silentTimeouts = 0;
-  private silentAt = -1;
+  private readonly silence = new SilenceWatch();
 
   constructor(private readonly options: InstanceOptions) {
     this.initiated = new ServerInitiated({
@@ -188,7 +179,7 @@ export class ServerInstance {
     message.id = id;
     const events = this.options.events;
     const started = events !== undefined && events.listening('call.completed') ? performance.now() : -1;
-    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started, heard: this.heard });
+    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started, heard: this.silence.heard });
     this.ensureSweep();
     if (this.state === 'ready') this.write(message, id);
     else this.enqueue(() => this.write(message, id), id);
@@ -428,7 +419,7 @@ export class ServerInstance {
   }
 
   private onServerMessage(message: JsonObject): void {
-    this.heard++;
+    this.silence.heard++;
     const id = message.id;
     if (typeof message.method === 'string') {
       if (id === undefined) this.initiated.notification(message);
@@ -471,7 +462,7 @@ export class ServerInstance {
         continue;
       }
       // the transport's down answers this call and every other in flight, saying why
-      if (this.silentTimeout(call) && this.restartHung()) break;
+      if (this.silence.timedOut(call.heard) && this.restartHung()) break;
       this.settle(id, (clientId) =>
         errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.options.callTimeoutMs} ms; the call was cancelled`),
       );
@@ -483,24 +474,12 @@ export class ServerInstance {
     }
   }
 
-  /** Counts a timed-out call the server met with silence; true at the HUNG_AFTER_TIMEOUTS-th in a row. */
-  private silentTimeout(call: PendingCall): boolean {
-    if (call.heard !== this.heard) return false;
-    if (this.silentAt !== this.heard) {
-      this.silentAt = this.heard;
-      this.silentTimeouts = 0;
-    }
-    return ++this.silentTimeouts >= HUNG_AFTER_TIMEOUTS && this.state === 'ready';
-  }
-
   /** Asks the transport to restart a hung server; false when it cannot (the calls then time out as usual). */
   private restartHung(): boolean {
     const upstream = this.options.upstream;
-    if (!upstream.restart) return false;
-    const timeouts = this.silentTimeouts;
-    this.silentTimeouts = 0;
-    const reason = `stopped answering (${timeouts} calls in a row had no answer within ${formatMs(this.options.callTimeoutMs)}, and it sent nothing meanwhile), so the gateway ended it`;
-    this.options.log.warn({ server: this.options.name, timeouts, callTimeoutMs: this.options.callTimeoutMs }, `server ${reason}: restarting it`);
+    if (this.state !== 'ready' || !upstream.restart) return false;
+    const reason = this.silence.verdict(this.options.callTimeoutMs);
+    this.options.log.warn({ server: this.options.name, callTimeoutMs: this.options.callTimeoutMs }, `server ${reason}: restarting it`);
     upstream.restart(reason);
     return this.state !== 'ready';
   }
