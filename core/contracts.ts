@@ -129,6 +129,11 @@ export interface Upstream {
   send(message: JsonObject | string): void;
   /** stops it for good; resolves when every resource is released */
   stop(): Promise<void>;
+  /**
+   * optional: the caller found it hung (alive but silent): end this run and start a fresh one as after a
+   * crash. The listener hears `down` (with `reason`, which it also gives as its last error) at once.
+   */
+  restart?(reason: string): void;
 }
 
 export interface UpstreamOptions {
@@ -217,7 +222,11 @@ export interface ClientChannel {
 }
 
 export interface ChannelBroker {
-  /** a long-lived channel: every message for it arrives through `onMessage`; `address`: the client's network address, for per-address limits */
+  /**
+   * a long-lived channel: every message for it arrives through `onMessage`. `address`: the client's network
+   * address, for a client's own channel: it then holds a place under the session limits from its opening
+   * (rejects with the limit's coded error, with its `headers`, when there is none) and may be closed to make room
+   */
   open(server: string, identity: Identity, onMessage: (message: JsonObject) => void, onClose?: () => void, address?: string): Promise<ClientChannel>;
   /** one request: resolves with its response; notifications that belong to it go to `onNotification` */
   call(server: string, identity: Identity, request: JsonObject, onNotification?: (message: JsonObject) => void, signal?: AbortSignal): Promise<JsonObject>;

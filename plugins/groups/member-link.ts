@@ -55,11 +55,14 @@ export class MemberLink {
   private async doConnect(channels: ChannelBroker, onMessage: (m: JsonObject) => void, initParams: JsonObject): Promise<void> {
     const id = `init-${this.nextInit++}`;
     const answer = new Promise<JsonObject>((resolve) => (this.answered = resolve));
-    this.channel ??= await channels.open(this.name, this.identity, (m) => {
-      // the answer to this link's own initialize; everything else is the group's business
-      if (typeof m.id === 'string' && m.id.startsWith('init-') && m.method === undefined) this.answered(m);
-      else onMessage(m);
-    });
+    if (!this.channel) {
+      const channel: ClientChannel = await channels.open(this.name, this.identity, (m) => {
+        // the answer to this link's own initialize; everything else is the group's business
+        if (typeof m.id === 'string' && m.id.startsWith('init-') && m.method === undefined) this.answered(m);
+        else onMessage(m);
+      }, () => this.lost(channel));
+      this.channel = channel;
+    }
     this.channel.send({ jsonrpc: '2.0', id, method: 'initialize', params: initParams });
     const message = await answer;
     if (isObject(message.result)) {
@@ -100,6 +103,15 @@ export class MemberLink {
   close(): void {
     this.channel?.close();
     this.channel = undefined;
+  }
+
+  /** The proxy closed the channel (its session ended: an operator stopped the member's process): the next call connects afresh. */
+  private lost(channel: ClientChannel): void {
+    if (this.channel !== channel) return;
+    this.channel = undefined;
+    this.initResult = undefined;
+    if (this.state === 'up') this.state = 'down';
+    this.lastError = 'an operator stopped its process, which ended its session';
   }
 }
 

@@ -42,6 +42,9 @@ export class Channels implements ChannelBroker {
     let session: Session | undefined;
     let closed = false;
     let identity = opener;
+    const where = `/${server.name}/sse`;
+    // a client's channel holds a place among the sessions from now on: refused here at the limit, before any stream opens
+    const seat = address === undefined ? undefined : dispatcher.sessions.reserve(clientAddress(address), where, () => channel.close());
     const channel: ClientChannel = {
       get id() {
         return session?.id ?? 'uninitialized';
@@ -56,17 +59,29 @@ export class Channels implements ChannelBroker {
           return;
         }
         if (kind === 'request' && message.method === 'initialize') {
-          dispatcher.initialize(server, identity, message, (m) => onMessage(m), clientAddress(address)).then(
+          dispatcher.initialize(server, identity, message, (m) => onMessage(m), clientAddress(address), seat).then(
             (opened) => {
               if (closed) {
                 dispatcher.endSession(opened.session);
                 return;
               }
+              // initialize again on the same channel: the new session replaces the old one
+              const replaced = session;
               session = opened.session;
+              if (replaced) dispatcher.endSession(replaced);
+              // the session ended under the channel (an operator stopped its process): the channel closes with it
+              opened.session.onEnd = () => {
+                if (session === opened.session) channel.close();
+              };
               onMessage(opened.response);
             },
             (err: Error) => onMessage(errorResponse(message.id, SERVER_UNAVAILABLE, err.message)),
           );
+          return;
+        }
+        if (kind === 'request' && !session && seat && message.method !== 'ping') {
+          // a client's stream is a session: nothing is served on it before initialize (no silent session-less calls)
+          onMessage(errorResponse(message.id, INVALID_REQUEST, `Invalid Request: this ${where} stream has no session yet: send initialize first (a session ends with its stream, or when an operator stops the server process that served it; then open GET ${where} again)`));
           return;
         }
         if (kind === 'notification') dispatcher.notification(server, identity, session, message);
@@ -76,6 +91,7 @@ export class Channels implements ChannelBroker {
       close(): void {
         if (closed) return;
         closed = true;
+        if (seat) dispatcher.sessions.release(seat);
         if (session) dispatcher.endSession(session);
         onClose?.();
       },

@@ -31,10 +31,18 @@ export class ServerControls implements ServerControl {
     };
   }
 
+  /**
+   * Stops every process of the server and starts the shared one again. Sessions of the shared process stay
+   * (the gateway redoes the handshake, as after a crash); those of the other processes end, as on stop.
+   */
   async restart(name: string): Promise<{ stopped: number; state: string }> {
     const server = this.dispatcher.server(name);
     const entries = this.dispatcher.pool.entriesOf(name);
-    await Promise.all(entries.map(([key]) => this.dispatcher.pool.release(key)));
+    // each process stops at once (its calls in flight get an error); then the sessions bound to it end
+    const why = `An operator restarted server "${name}" while this call was in flight: send it again`;
+    const stopping = entries.map(([key]) => this.dispatcher.pool.release(key, why));
+    for (const [key] of entries) if (instanceId(server, key) !== 'shared') this.dispatcher.endSessionsOf(key, stoppedByOperator(name));
+    await Promise.all(stopping);
     if (server.auth === undefined && server.entry.isolation !== 'session') {
       const instance = this.dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS));
       await withTimeout(instance.whenSettled(), this.startTimeoutMs, `Server "${name}" restart`).catch(() => undefined);
@@ -46,10 +54,17 @@ export class ServerControls implements ServerControl {
     const server = this.dispatcher.server(name);
     const found = this.dispatcher.pool.entriesOf(name).find(([key]) => instanceId(server, key) === id);
     if (!found) return false;
-    await this.dispatcher.pool.release(found[0]);
+    // the process stops at once (its calls in flight get an error); its sessions end before any call of theirs could start a new one
+    const stopping = this.dispatcher.pool.release(found[0], callStoppedByOperator(name));
+    this.dispatcher.endSessionsOf(found[0], stoppedByOperator(name));
+    await stopping;
     return true;
   }
 }
+
+const callStoppedByOperator = (name: string): string =>
+  `An operator stopped the process of server "${name}" that served this call: send it again (the sessions of that process ended: initialize first)`;
+const stoppedByOperator = (name: string): string => `it ended because an operator stopped the process of server "${name}" that served it`;
 
 /** "shared", or the first 12 hex digits of a hash of the rest of the key (a token hash or a session id). */
 function instanceId(server: ServerDefinition, key: string): string {

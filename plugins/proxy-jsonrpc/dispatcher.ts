@@ -16,7 +16,7 @@ import type { ServerInstance } from './server-instance.js';
 import { capabilitiesFor, needsOwnProcess } from './server-requests.js';
 import { interceptSessionState, releaseSessionState, restoreSessionState } from './session-state.js';
 import type { SessionLimitOptions } from './session-limits.js';
-import { newSessionId, Session, SessionStore } from './sessions.js';
+import { newSessionId, Session, SessionStore, type PendingChannel } from './sessions.js';
 
 export interface DispatcherOptions extends PoolOptions, SessionLimitOptions {
   readonly sessionIdleMs: number;
@@ -104,12 +104,13 @@ export class Dispatcher {
    * Answers initialize from the server's kept answer and opens a session. A session that declares
    * sampling, elicitation or roots gets a process of its own, so the server requests it receives are
    * provably its own (see server-requests.ts). At the session limits, it ends an unconfirmed or idle
-   * session to make room, or throws a SessionLimitError (`address`: the client's, for the per-address limit).
+   * session to make room, or throws a SessionLimitError (`address`: the client's, for the per-address limit;
+   * `seat`: the place a channel already holds, which the session takes).
    */
-  async initialize(server: ServerDefinition, identity: Identity, message: JsonObject, channel?: (m: JsonObject) => void, address?: string): Promise<{ session: Session; response: JsonObject }> {
+  async initialize(server: ServerDefinition, identity: Identity, message: JsonObject, channel?: (m: JsonObject) => void, address?: string, seat?: PendingChannel): Promise<{ session: Session; response: JsonObject }> {
     const where = `/${server.name}/${channel ? 'sse' : 'mcp'}`;
     // refused before any process starts for it; checked again when it is added (others may have come meanwhile)
-    this.sessions.makeRoom(address, where);
+    if (!seat?.held) this.sessions.makeRoom(address, where);
     const params = isObject(message.params) ? message.params : {};
     const capabilities = isObject(params.capabilities) ? params.capabilities : {};
     const ownProcess = server.entry.isolation === 'session' || needsOwnProcess(capabilities);
@@ -128,7 +129,7 @@ export class Dispatcher {
     const version = negotiateVersion(params.protocolVersion, instance.serverVersion);
     const session = new Session(id, server, identity, version, key, capabilities, ownProcess, channel, address);
     try {
-      this.sessions.add(session, where);
+      this.sessions.add(session, where, seat);
     } catch (err) {
       if (ownProcess) void this.pool.release(key);
       throw err;
@@ -194,12 +195,24 @@ export class Dispatcher {
     }
   }
 
-  endSession(session: Session): void {
-    this.sessions.delete(session);
+  /** Ends a session (once); `reason`, when given, is told to its client's next request and closes its stream. */
+  endSession(session: Session, reason?: string): void {
+    if (session.ended) return;
+    session.ended = true;
+    if (reason !== undefined) this.sessions.rememberEnded(session, reason);
+    this.sessions.delete(session, reason);
     const instance = this.pool.peek(session.instanceKey);
     if (instance && !session.ownProcess) releaseSessionState(instance, session, this.sessions.ofInstance(session.instanceKey));
     instance?.dropSession(session);
     if (session.ownProcess) void this.pool.release(session.instanceKey);
+    session.onEnd?.();
+  }
+
+  /** Ends every session bound to the process of `key` (it is being stopped), telling their clients `reason`. */
+  endSessionsOf(key: string, reason: string): number {
+    const bound = this.sessions.ofInstance(key);
+    for (const s of bound) this.endSession(s, reason);
+    return bound.length;
   }
 
   /** Lets calls in flight finish for up to `ms`, then answers the rest with a JSON-RPC error. */

@@ -127,12 +127,12 @@ export class InstancePool {
     return out;
   }
 
-  /** Stops the instance of a session that had a process of its own. */
-  async release(key: string): Promise<void> {
+  /** Stops the instance of a key (a session's own process, or one an operator stops); `why` is told to its calls in flight. */
+  async release(key: string, why?: string): Promise<void> {
     const instance = this.instances.get(key);
     if (instance) {
       this.remove(key, instance);
-      await instance.stop();
+      await instance.stop(why);
     }
   }
 

@@ -9,6 +9,7 @@ import {
 import type { CallSink, SessionLike } from './call-sink.js';
 import { toLegacyResult } from './modern-era.js';
 import { ServerInitiated } from './server-initiated.js';
+import { SilenceWatch } from './silence-watch.js';
 
 interface PendingCall {
   /** false while it waits in the queue of a starting server */
@@ -19,6 +20,8 @@ interface PendingCall {
   readonly progressToken: unknown;
   /** performance.now() when sent, or -1 when nobody listens to call.completed */
   readonly started: number;
+  /** how many messages the server had sent when the call was made (silence-watch.ts) */
+  readonly heard: number;
 }
 
 export interface InstanceOptions {
@@ -86,6 +89,7 @@ export class ServerInstance {
   private alive = false;
   /** the transport said it would try again after its last failure */
   private willRetry = false;
+  private readonly silence = new SilenceWatch();
 
   constructor(private readonly options: InstanceOptions) {
     this.initiated = new ServerInitiated({
@@ -147,13 +151,14 @@ export class ServerInstance {
     for (const w of waiters) w();
   }
 
-  async stop(): Promise<void> {
+  /** Stops it for good; `why` is the error its calls in flight get. */
+  async stop(why = 'the gateway is stopping this server'): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
     this.options.events?.emit('upstream.stopped', { server: this.options.name, wasUp: this.alive });
     this.alive = false;
     this.upSince = undefined;
-    this.failAll('the gateway is stopping this server');
+    this.failAll(why);
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.handshakeRetryTimer);
     clearInterval(this.sweepTimer);
@@ -174,7 +179,7 @@ export class ServerInstance {
     message.id = id;
     const events = this.options.events;
     const started = events !== undefined && events.listening('call.completed') ? performance.now() : -1;
-    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started });
+    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started, heard: this.silence.heard });
     this.ensureSweep();
     if (this.state === 'ready') this.write(message, id);
     else this.enqueue(() => this.write(message, id), id);
@@ -414,6 +419,7 @@ export class ServerInstance {
   }
 
   private onServerMessage(message: JsonObject): void {
+    this.silence.heard++;
     const id = message.id;
     if (typeof message.method === 'string') {
       if (id === undefined) this.initiated.notification(message);
@@ -455,6 +461,8 @@ export class ServerInstance {
         );
         continue;
       }
+      // the transport's down answers this call and every other in flight, saying why
+      if (this.silence.timedOut(call.heard) && this.restartHung()) break;
       this.settle(id, (clientId) =>
         errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.options.callTimeoutMs} ms; the call was cancelled`),
       );
@@ -464,6 +472,16 @@ export class ServerInstance {
       clearInterval(this.sweepTimer);
       this.sweepTimer = undefined;
     }
+  }
+
+  /** Asks the transport to restart a hung server; false when it cannot (the calls then time out as usual). */
+  private restartHung(): boolean {
+    const upstream = this.options.upstream;
+    if (this.state !== 'ready' || !upstream.restart) return false;
+    const reason = this.silence.verdict(this.options.callTimeoutMs);
+    this.options.log.warn({ server: this.options.name, callTimeoutMs: this.options.callTimeoutMs }, `server ${reason}: restarting it`);
+    upstream.restart(reason);
+    return this.state !== 'ready';
   }
 }
 

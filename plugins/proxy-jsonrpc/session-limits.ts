@@ -1,6 +1,5 @@
 import { isIPv6 } from 'node:net';
-import { errors, type FluidError, type Logger } from '../../core/index.js';
-import type { Session } from './sessions.js';
+import { errors, type EventStream, type FluidError, type Logger } from '../../core/index.js';
 
 export interface SessionLimitOptions {
   /** most sessions at once */
@@ -20,6 +19,18 @@ const MAX_RETRY_AFTER_S = 3600;
 /** A new session refused at a limit: 503 (the gateway's) or 429 (the client address's), with Retry-After. */
 export type SessionLimitError = FluidError & { readonly headers: Record<string, string>; readonly limit: number; readonly retryAfterSeconds: number };
 
+/**
+ * What holds a place among the sessions: a session, or a legacy HTTP+SSE stream of a client that has not
+ * sent initialize yet (a PendingChannel, never confirmed, so it is ended first to make room).
+ */
+export interface Seat {
+  confirmed: boolean;
+  readonly channel?: unknown;
+  readonly address?: string | undefined;
+  readonly lastSeen: number;
+  readonly stream?: EventStream | undefined;
+}
+
 export const isSessionLimitError = (err: unknown): err is SessionLimitError =>
   errors.FMCP_ERR_SESSION_LIMIT.is(err) || errors.FMCP_ERR_SESSION_LIMIT_ADDRESS.is(err);
 
@@ -29,12 +40,14 @@ export const isSessionLimitError = (err: unknown): err is SessionLimitError =>
  * `initialize`: what a flood of bare initialize requests leaves), then the session idle longest, when it
  * has been idle at least `evictIdleMs` without an open stream. A session in use is never ended for a new
  * one: the new one is refused instead. Channel sessions (legacy HTTP+SSE) live as long as their stream and
- * are never ended here.
+ * are never ended here; a client's legacy stream that has not sent initialize yet holds a place from the
+ * moment it opens (so such streams are bounded by the same limits) and counts as unconfirmed: ending it
+ * closes the stream.
  */
 export class SessionLimits {
   /** sessions that have not confirmed their handshake, oldest first (a Set keeps insertion order) */
-  private readonly unconfirmed = new Set<Session>();
-  private readonly byAddress = new Map<string, Set<Session>>();
+  private readonly unconfirmed = new Set<Seat>();
+  private readonly byAddress = new Map<string, Set<Seat>>();
   private noIdleUntil = 0;
   private warnedAt = -Infinity;
   private evicted = 0;
@@ -42,11 +55,11 @@ export class SessionLimits {
 
   constructor(
     private readonly options: SessionLimitOptions,
-    private readonly end: (session: Session) => void,
+    private readonly end: (session: Seat) => void,
     private readonly log: Logger,
   ) {}
 
-  track(session: Session): void {
+  track(session: Seat): void {
     if (!session.confirmed && !session.channel) this.unconfirmed.add(session);
     if (session.address === undefined) return;
     const set = this.byAddress.get(session.address) ?? new Set();
@@ -54,7 +67,7 @@ export class SessionLimits {
     this.byAddress.set(session.address, set);
   }
 
-  untrack(session: Session): void {
+  untrack(session: Seat): void {
     this.unconfirmed.delete(session);
     if (session.address === undefined) return;
     const set = this.byAddress.get(session.address);
@@ -63,7 +76,7 @@ export class SessionLimits {
   }
 
   /** The client sent something after `initialize`: a session in use from now on. */
-  confirm(session: Session): void {
+  confirm(session: Seat): void {
     if (session.confirmed) return;
     session.confirmed = true;
     this.unconfirmed.delete(session);
@@ -73,14 +86,14 @@ export class SessionLimits {
    * Makes room for one more session from `address` among `all`, ending one session if it must; throws a
    * SessionLimitError when every session is in use. `where` names the endpoint, for the message.
    */
-  makeRoom(all: Iterable<Session>, size: number, address: string | undefined, where: string): void {
+  makeRoom(all: Iterable<Seat>, size: number, address: string | undefined, where: string): void {
     const max = this.options.maxSessionsPerAddress;
     const mine = address === undefined ? undefined : this.byAddress.get(address);
     if (max > 0 && mine !== undefined && mine.size >= max) {
       const victim = this.oldestUnconfirmed(mine) ?? this.idlest(mine, false);
       if (!victim) {
         throw this.refuse('FMCP_ERR_SESSION_LIMIT_ADDRESS', max, mine,
-          `Too many sessions from ${address}: it holds ${max} (--max-sessions-per-address, proxy option maxSessionsPerAddress), all in use, so ${where} opened no new one: end sessions it no longer needs (DELETE ${where} with their Mcp-Session-Id) or retry after the time in Retry-After`);
+          `Too many sessions from ${address}: it holds ${max} (--max-sessions-per-address, proxy option maxSessionsPerAddress), all in use, so ${where} opened no new one: end sessions it no longer needs (${where.endsWith('/sse') ? `close its ${where} event streams` : `DELETE ${where} with their Mcp-Session-Id`}) or retry after the time in Retry-After`);
       }
       this.evict(victim, 'address');
       return;
@@ -94,27 +107,27 @@ export class SessionLimits {
     this.evict(victim, 'total');
   }
 
-  private oldestUnconfirmed(among: Iterable<Session>): Session | undefined {
+  private oldestUnconfirmed(among: Iterable<Seat>): Seat | undefined {
     for (const s of among) if (!s.confirmed && !s.channel) return s;
     return undefined;
   }
 
   /** The session idle longest, if idle long enough to be ended; `cached`: skip a search that just found none. */
-  private idlest(among: Iterable<Session>, cached: boolean): Session | undefined {
+  private idlest(among: Iterable<Seat>, cached: boolean): Seat | undefined {
     const now = Date.now();
     if (cached && now < this.noIdleUntil) return undefined;
-    let best: Session | undefined;
+    let best: Seat | undefined;
     for (const s of among) if (this.idleEnough(s, now) && (!best || s.lastSeen < best.lastSeen)) best = s;
     if (!best && cached) this.noIdleUntil = now + RESCAN_MS;
     return best;
   }
 
-  private idleEnough(s: Session, now: number): boolean {
+  private idleEnough(s: Seat, now: number): boolean {
     return !s.channel && (!s.stream || s.stream.closed) && now - s.lastSeen >= this.options.evictIdleMs;
   }
 
   /** When a session of `among` may next be ended for idleness, in whole seconds (bounded). */
-  private retryAfter(among: Iterable<Session>): number {
+  private retryAfter(among: Iterable<Seat>): number {
     const now = Date.now();
     let soonest = Infinity;
     for (const s of among) if (!s.channel && (!s.stream || s.stream.closed)) soonest = Math.min(soonest, s.lastSeen + this.options.evictIdleMs - now);
@@ -122,14 +135,14 @@ export class SessionLimits {
     return Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(soonest / 1000)));
   }
 
-  private refuse(code: 'FMCP_ERR_SESSION_LIMIT' | 'FMCP_ERR_SESSION_LIMIT_ADDRESS', limit: number, among: Iterable<Session>, message: string): SessionLimitError {
+  private refuse(code: 'FMCP_ERR_SESSION_LIMIT' | 'FMCP_ERR_SESSION_LIMIT_ADDRESS', limit: number, among: Iterable<Seat>, message: string): SessionLimitError {
     this.refused++;
     this.warn();
     const retryAfterSeconds = this.retryAfter(among);
     return Object.assign(errors[code](message), { headers: { 'retry-after': String(retryAfterSeconds) }, limit, retryAfterSeconds });
   }
 
-  private evict(session: Session, limit: 'total' | 'address'): void {
+  private evict(session: Seat, limit: 'total' | 'address'): void {
     this.evicted++;
     this.warn(limit);
     this.end(session);

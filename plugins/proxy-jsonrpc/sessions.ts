@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { jsonText, type EventStream, type Identity, type JsonObject, type Logger, type ServerDefinition } from '../../core/index.js';
+import { jsonText, principalOf, type EventStream, type Identity, type JsonObject, type Logger, type ServerDefinition } from '../../core/index.js';
 import type { SessionLike } from './call-sink.js';
-import { SessionLimits, type SessionLimitOptions } from './session-limits.js';
+import { SessionLimits, type Seat, type SessionLimitOptions } from './session-limits.js';
 
 /** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
 export const newSessionId = (prefix = ''): string => prefix + randomBytes(16).toString('hex');
@@ -14,6 +14,9 @@ export class Session implements SessionLike {
   stream: EventStream | undefined;
   /** the client sent something after initialize (notifications/initialized, a call): see session-limits.ts */
   confirmed = false;
+  ended = false;
+  /** told once when the session ends (a channel closes with it) */
+  onEnd: (() => void) | undefined;
 
   constructor(
     readonly id: string,
@@ -44,10 +47,31 @@ export class Session implements SessionLike {
   }
 }
 
+/**
+ * A client's legacy HTTP+SSE stream that has not sent initialize yet: it holds a place among the sessions
+ * (see session-limits.ts) until its session opens or it closes. `close` ends the stream when the place is
+ * taken back to make room.
+ */
+export class PendingChannel implements Seat {
+  confirmed = false;
+  readonly lastSeen = Date.now();
+  held = true;
+  constructor(
+    readonly address: string | undefined,
+    readonly close: () => void,
+  ) {}
+}
+
+/** Why recently ended sessions ended, kept for this many of them (the oldest forgotten first). */
+const ENDED_KEPT = 1000;
+
 /** Sessions by id, indexed by instance for broadcasts; idle sessions without a stream expire. */
 export class SessionStore {
   private readonly byId = new Map<string, Session>();
   private readonly byInstance = new Map<string, Set<Session>>();
+  private readonly pending = new Set<PendingChannel>();
+  /** why a session ended, by id, when it is worth telling its client (an operator stopped its process) */
+  private readonly endedWhy = new Map<string, { principal: string; reason: string }>();
   private readonly limits: SessionLimits;
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -57,7 +81,13 @@ export class SessionStore {
     private readonly onExpire: (session: Session) => void,
     log: Logger,
   ) {
-    this.limits = new SessionLimits(limits, onExpire, log);
+    this.limits = new SessionLimits(limits, (seat) => {
+      if (seat instanceof Session) onExpire(seat);
+      else if (seat instanceof PendingChannel && seat.held) {
+        this.release(seat);
+        seat.close();
+      }
+    }, log);
   }
 
   get size(): number {
@@ -69,10 +99,29 @@ export class SessionStore {
    * the SessionLimitError to answer; `where` names the endpoint in that error.
    */
   makeRoom(address: string | undefined, where: string): void {
-    this.limits.makeRoom(this.byId.values(), this.byId.size, address, where);
+    this.limits.makeRoom(this.byId.values(), this.byId.size + this.pending.size, address, where);
   }
 
-  add(session: Session, where: string): void {
+  /** Holds a place for a client's legacy stream until it initializes (or throws the SessionLimitError to answer). */
+  reserve(address: string | undefined, where: string, close: () => void): PendingChannel {
+    this.makeRoom(address, where);
+    const seat = new PendingChannel(address, close);
+    this.pending.add(seat);
+    this.limits.track(seat);
+    return seat;
+  }
+
+  /** Gives a pending channel's place back (it closed, or its session takes the place); safe to repeat. */
+  release(seat: PendingChannel): void {
+    if (!seat.held) return;
+    seat.held = false;
+    this.pending.delete(seat);
+    this.limits.untrack(seat);
+  }
+
+  /** Adds a session; `seat`: the place its channel held, which the session takes over. */
+  add(session: Session, where: string, seat?: PendingChannel): void {
+    if (seat) this.release(seat);
     this.makeRoom(session.address, where);
     this.byId.set(session.id, session);
     this.limits.track(session);
@@ -91,13 +140,26 @@ export class SessionStore {
     return this.byId.get(id);
   }
 
-  delete(session: Session): void {
+  delete(session: Session, reason = 'session ended'): void {
     this.byId.delete(session.id);
     this.limits.untrack(session);
     const set = this.byInstance.get(session.instanceKey);
     set?.delete(session);
     if (set?.size === 0) this.byInstance.delete(session.instanceKey);
-    session.stream?.close('session ended');
+    session.stream?.close(reason);
+  }
+
+  /** Remembers why a session ended, for its client's next request (bounded: the oldest are forgotten). */
+  rememberEnded(session: Session, reason: string): void {
+    this.endedWhy.delete(session.id);
+    this.endedWhy.set(session.id, { principal: principalOf(session.identity), reason });
+    if (this.endedWhy.size > ENDED_KEPT) this.endedWhy.delete(this.endedWhy.keys().next().value!);
+  }
+
+  /** Why the session `id` of `principal` ended, when it was remembered. */
+  endedReason(id: string, principal: string): string | undefined {
+    const ended = this.endedWhy.get(id);
+    return ended?.principal === principal ? ended.reason : undefined;
   }
 
   /** Moves a session to the instance of another key (its caller's token was renewed). */
@@ -130,6 +192,7 @@ export class SessionStore {
   stop(): void {
     clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
+    this.endedWhy.clear();
   }
 
   private ensureSweep(): void {

@@ -349,7 +349,8 @@ export class StreamableHttpEndpoint {
     const session = typeof id === 'string' ? this.dispatcher.sessions.get(id) : undefined;
     // a session is bound to its server and its caller: anything else is "not found", never someone else's session
     if (!session || session.server !== server || principalOf(session.identity) !== principalOf(ctx.identity)) {
-      sendJson(ctx.res, 404, errorResponse(null, -32001, 'Session not found: it ended or expired; send initialize to start a new one'));
+      const why = typeof id === 'string' ? this.dispatcher.sessions.endedReason(id, principalOf(ctx.identity)) : undefined;
+      sendJson(ctx.res, 404, errorResponse(null, -32001, `Session not found: ${why ?? 'it ended or expired'}; send initialize to start a new one`));
       return null;
     }
     return session;

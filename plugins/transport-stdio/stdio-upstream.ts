@@ -78,6 +78,8 @@ class Run implements LineSink {
   exitedFlag = false;
   /** false once `down` was reported for this run: late output is ignored */
   delivering = true;
+  /** set when the gateway ended this run because it hung: what its exit is reported as */
+  endedBecause: string | undefined;
   readonly exited: Promise<void>;
   readonly stdoutClosed: Promise<void>;
   readonly stderr: StderrReader;
@@ -265,6 +267,18 @@ export class StdioUpstream implements Upstream {
     return this.stopped;
   }
 
+  /** The process hung: down at once, then SIGTERM and SIGKILL to its group; its exit restarts it as a crash does. */
+  restart(reason: string): void {
+    const run = this.run;
+    if (this.stopping || !run || run.exitedFlag || run.endedBecause !== undefined || this.statusValue.state !== 'up') return;
+    run.endedBecause = reason;
+    this.statusValue.lastError = `process ${run.pid} (command "${truncate(this.server.entry.command!, 200)}") ${reason}`;
+    this.setState('down');
+    this.notifyDown(this.unavailable(`the process ${reason}`), true);
+    // no stdin step: a hung server does not read it
+    void this.terminate(run, false);
+  }
+
   private async doStop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
@@ -277,17 +291,19 @@ export class StdioUpstream implements Upstream {
     this.onStopped?.();
   }
 
-  /** stdin closed, then SIGTERM, then SIGKILL, each to the whole process group, each bounded. */
-  private async terminate(run: Run): Promise<void> {
+  /** stdin closed (unless `closeStdin` is false), then SIGTERM, then SIGKILL, each to the whole process group, each bounded. */
+  private async terminate(run: Run, closeStdin = true): Promise<void> {
     const pid = run.pid;
     if (pid === undefined) return;
     const grace = this.settings.stopGraceMs;
-    try {
-      run.child.stdin.end();
-    } catch {
-      // already closed
+    if (closeStdin) {
+      try {
+        run.child.stdin.end();
+      } catch {
+        // already closed
+      }
+      if (!run.exitedFlag) await within(run.exited, grace);
     }
-    if (!run.exitedFlag) await within(run.exited, grace);
     if (groupAlive(pid)) {
       this.log.debug({ pid }, 'sending SIGTERM to the server\'s process group');
       signalGroup(pid, 'SIGTERM');
@@ -366,8 +382,10 @@ export class StdioUpstream implements Upstream {
 
   private async onExit(run: Run, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     if (this.stopping || run !== this.run) return;
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-    this.log.warn({ pid: run.pid, exitCode: code, signal }, `server process ${how}`);
+    const how = run.endedBecause ?? (signal ? `was killed by ${signal}` : `exited with code ${code}`);
+    // a hung run was ended on purpose: whoever ended it said so at warn level
+    if (run.endedBecause === undefined) this.log.warn({ pid: run.pid, exitCode: code, signal }, `server process ${how}`);
+    else this.log.info({ pid: run.pid, exitCode: code, signal }, 'hung server process ended');
     this.setState('down');
     // whatever it started is orphaned now; it must not outlive it
     if (run.pid !== undefined) {
@@ -406,10 +424,10 @@ export class StdioUpstream implements Upstream {
       this.log.info({ inMs: wait, failedStarts: this.failedStarts }, 'restarting the server');
       this.notifyDown(this.unavailable(reason), true);
     }
-    this.restartTimer = setTimeout(() => void this.restart(), wait);
+    this.restartTimer = setTimeout(() => void this.respawn(), wait);
   }
 
-  private async restart(): Promise<void> {
+  private async respawn(): Promise<void> {
     this.restartTimer = undefined;
     if (this.stopping) return;
     if (this.statusValue.state !== 'failed') this.setState('starting');

@@ -276,7 +276,7 @@ export function ServerPage({ name, server, activity }) {
       <tbody>${server.instances.map((i) => html`<tr key=${i.id}>
         <th scope="row">${i.id}</th><td><${StateBadge} state=${i.state} /></td><td>${i.pid ?? '—'}</td><td>${i.inFlight}</td><td>${i.restarts}</td>
         <td>${i.upSince ? duration(now - i.upSince) : '—'}</td>
-        <td>${i.id === 'shared' ? '' : html`<${ConfirmButton} label=${`Stop ${i.id}`} question=${`Stop process ${i.id} of ${name}? Its caller's next call starts a new one.`} confirmLabel="Stop"
+        <td>${i.id === 'shared' ? '' : html`<${ConfirmButton} label=${`Stop ${i.id}`} question=${`Stop process ${i.id} of ${name}? Its sessions end (their clients initialize again); its caller's next call starts a new one.`} confirmLabel="Stop"
           action=${() => api(`/api/servers/${encodeURIComponent(name)}/instances/${i.id}/stop`, { method: 'POST', body: {} })}
           onOutcome=${(r) => setMessage(r.ok ? `Stopped process ${i.id}.` : `Stopping ${i.id} failed: ${errorText(r)}`)} />`}</td>
       </tr>`)}</tbody>

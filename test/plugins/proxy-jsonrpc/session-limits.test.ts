@@ -2,11 +2,13 @@ import { expect } from 'chai';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { pino } from 'pino';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { proxyJsonRpc, transportSse, transportStdio } from '../../../index.js';
 import { clientAddress } from '../../../plugins/proxy-jsonrpc/session-limits.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { fixture } from '../../helpers/paths.js';
+import { waitFor } from '../../helpers/request.js';
+import { openSse, type SseReading } from '../transport-sse/sse-reader.js';
 
 const mini = () => ({ command: process.execPath, args: [fixture('proxy-mini.mjs')] });
 
@@ -16,17 +18,17 @@ interface Answer {
   json: { result?: { content?: { text: string }[] }; error?: { code: number; message: string; data?: unknown } };
 }
 
-/** One POST to /mini/mcp, from `localAddress` (any 127.0.0.0/8 address reaches the gateway on 127.0.0.1). */
-function post(gw: TestGateway, body: unknown, headers: Record<string, string> = {}, localAddress = '127.0.0.1'): Promise<Answer> {
-  const text = JSON.stringify(body);
+/** One POST to /mini/mcp (or `method` to `path`), from `localAddress` (any 127.0.0.0/8 address reaches the gateway on 127.0.0.1). */
+function post(gw: TestGateway, body: unknown, headers: Record<string, string> = {}, localAddress = '127.0.0.1', method = 'POST', path = '/mini/mcp'): Promise<Answer> {
+  const text = body === undefined ? '' : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {
         host: '127.0.0.1',
         port: gw.kernel.address().port,
         localAddress,
-        method: 'POST',
-        path: '/mini/mcp',
+        method,
+        path,
         agent: false,
         headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'content-length': Buffer.byteLength(text), ...headers },
       },
@@ -35,7 +37,7 @@ function post(gw: TestGateway, body: unknown, headers: Record<string, string> = 
         res.on('data', (c: Buffer) => parts.push(c));
         res.on('end', () => {
           const raw = Buffer.concat(parts).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, json: raw ? (JSON.parse(raw) as Answer['json']) : {} });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json: raw && res.headers['content-type']?.startsWith('application/json') ? (JSON.parse(raw) as Answer['json']) : {} });
         });
       },
     );
@@ -43,6 +45,13 @@ function post(gw: TestGateway, body: unknown, headers: Record<string, string> = 
     req.on('error', reject);
     req.end(text);
   });
+}
+
+/** GET /mini/sse: the refusal read whole, or an open stream. */
+async function sseOpen(gw: TestGateway): Promise<SseReading> {
+  const raw = await openSse(gw.kernel.address().port, '/mini/sse');
+  if (raw.status !== 200) await raw.finished;
+  return raw;
 }
 
 const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'limits', version: '1' } } };
@@ -171,19 +180,110 @@ describe('proxy-jsonrpc: the session limit never ends a session in use for a new
     }
   });
 
-  it('maxSessionsPerAddress counts legacy HTTP+SSE sessions too: the SDK client over /sse gets the error naming the limit', async () => {
+  it('maxSessionsPerAddress counts legacy HTTP+SSE sessions too: GET /sse gets 429 before any stream opens', async () => {
     const gw = await startGateway({ mini: mini() }, { plugins: [transportStdio(), proxyJsonRpc({ maxSessionsPerAddress: 1 }), transportSse()] });
     const client = new Client({ name: 'sse', version: '1' });
     try {
       const held = await openConfirmed(gw);
-      let refused: Error | undefined;
-      await client.connect(new SSEClientTransport(new URL(gw.url('/mini/sse')))).catch((err: Error) => (refused = err));
-      expect(refused?.message).to.include('Too many sessions from 127.0.0.1: it holds 1 (--max-sessions-per-address, proxy option maxSessionsPerAddress), all in use, so /mini/sse opened no new one');
+      let refused: unknown;
+      await client.connect(new SSEClientTransport(new URL(gw.url('/mini/sse')))).catch((err: unknown) => (refused = err));
+      expect(refused).to.be.instanceOf(SseError);
+      expect((refused as SseError).code).to.equal(429);
+      const raw = await sseOpen(gw);
+      expect(raw.status).to.equal(429);
+      expect(raw.headers['content-type']).to.match(/^application\/json/);
+      expect(Number(raw.headers['retry-after'])).to.be.within(1, 300);
+      expect(JSON.parse(raw.text)).to.deep.equal({
+        error: {
+          code: 'FMCP_ERR_SESSION_LIMIT_ADDRESS',
+          message: 'Too many sessions from 127.0.0.1: it holds 1 (--max-sessions-per-address, proxy option maxSessionsPerAddress), all in use, so /mini/sse opened no new one: end sessions it no longer needs (close its /mini/sse event streams) or retry after the time in Retry-After',
+        },
+      });
       expect(await echo(gw, held, 'held')).to.equal('held');
     } finally {
       await client.close();
       await gw.stop();
     }
+  });
+
+  describe('legacy HTTP+SSE at maxSessions 2', () => {
+    let gw: TestGateway;
+    const clients: Client[] = [];
+    const raws: SseReading[] = [];
+    beforeEach(async () => {
+      gw = await startGateway({ mini: mini() }, { plugins: [transportStdio(), proxyJsonRpc({ maxSessions: 2, sessionEvictIdleMs: 60_000 }), transportSse()] });
+    });
+    afterEach(async () => {
+      for (const raw of raws.splice(0)) raw.close();
+      for (const client of clients.splice(0)) await client.close();
+      await gw.stop();
+    });
+
+    async function sdkClient(): Promise<Client> {
+      const client = new Client({ name: 'legacy', version: '1' });
+      clients.push(client);
+      await client.connect(new SSEClientTransport(new URL(gw.url('/mini/sse'))));
+      return client;
+    }
+
+    const sdkEcho = async (client: Client, message: string): Promise<string> =>
+      ((await client.callTool({ name: 'echo', arguments: { message } })).content as { text: string }[])[0]!.text;
+
+    /** GET /mini/sse held open; resolves once its endpoint event arrived. */
+    async function pendingStream(): Promise<SseReading> {
+      const raw = await sseOpen(gw);
+      raws.push(raw);
+      expect(raw.status).to.equal(200);
+      await waitFor(() => raw.events.length > 0, 10_000, 'the endpoint event');
+      expect(raw.events[0]!.event).to.equal('endpoint');
+      return raw;
+    }
+
+    it('when every session is in use, GET /sse gets 503 with Retry-After before any stream opens, and holds no place', async () => {
+      const alice = await sdkClient();
+      const bob = await openConfirmed(gw);
+      let refused: unknown;
+      const late = new Client({ name: 'late', version: '1' });
+      await late.connect(new SSEClientTransport(new URL(gw.url('/mini/sse')))).catch((err: unknown) => (refused = err));
+      expect(refused).to.be.instanceOf(SseError);
+      expect((refused as SseError).code).to.equal(503);
+      const raw = await sseOpen(gw);
+      expect(raw.status).to.equal(503);
+      expect(raw.headers['content-type']).to.match(/^application\/json/);
+      expect(Number(raw.headers['retry-after'])).to.be.within(1, 60);
+      expect(JSON.parse(raw.text)).to.deep.equal({
+        error: {
+          code: 'FMCP_ERR_SESSION_LIMIT',
+          message:
+            'Session limit reached: the gateway holds 2 sessions (--max-sessions, proxy option maxSessions), all in use, so /mini/sse opened no new one: retry after the time in Retry-After, or call without a session (a JSON-RPC POST without initialize, or protocol 2026-07-28)',
+        },
+      });
+      expect(await sdkEcho(alice, 'alice')).to.equal('alice');
+      expect(await echo(gw, bob, 'bob')).to.equal('bob');
+      // the refusals left nothing behind: one place freed gives exactly one new session
+      const ended = await post(gw, undefined, { 'mcp-session-id': bob }, '127.0.0.1', 'DELETE');
+      expect(ended.status).to.equal(204);
+      const carol = await sdkClient();
+      expect(await sdkEcho(carol, 'carol')).to.equal('carol');
+      expect((await sseOpen(gw)).status).to.equal(503);
+    });
+
+    it('streams that never send initialize hold a place each and are closed oldest first to make room; users keep theirs', async () => {
+      const alice = await sdkClient();
+      const idle = [await pendingStream(), await pendingStream(), await pendingStream()];
+      // the second place went from one silent stream to the next: only the newest is still open
+      for (const raw of idle.slice(0, -1)) expect(await raw.finished).to.equal('end');
+      const endpoint = idle[0]!.events[0]!.data;
+      const gone = await post(gw, initialize, {}, '127.0.0.1', 'POST', endpoint);
+      expect(gone.status).to.equal(404);
+      // a client that initializes takes the place of the last silent one
+      const bob = await sdkClient();
+      expect(await idle.at(-1)!.finished).to.equal('end');
+      expect(await sdkEcho(alice, 'alice')).to.equal('alice');
+      expect(await sdkEcho(bob, 'bob')).to.equal('bob');
+      // both places are sessions in use now
+      expect((await sseOpen(gw)).status).to.equal(503);
+    });
   });
 
   it('counts IPv6 clients by their /64 and IPv4-mapped addresses as IPv4', () => {
