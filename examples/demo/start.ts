@@ -54,19 +54,35 @@ function configFor(authPort: number): { file: string; cleanup(): void } {
   return { file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-async function waitForGateway(base: string, child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
-    try {
-      const res = await fetch(`${base}/health`, { signal: AbortSignal.timeout(1000) });
-      await res.body?.cancel();
-      if (res.ok) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  return false;
+/** What `fluidmcp run` prints once its own server listens (cli/run.ts printStarted). */
+const READY_LINE = 'FluidMCP gateway ready at ';
+
+/**
+ * Forwards the gateway's stdout and resolves true once the gateway prints its ready line: only this
+ * child's line counts, so another FluidMCP already answering on the port is never taken for it.
+ * False when the child exits first or `timeoutMs` passes.
+ */
+function waitForReadyLine(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let tail = '';
+    let settled = false;
+    const done = (ready: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(ready);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk);
+      if (settled) return;
+      // a line may arrive in pieces: keep the unfinished one for the next chunk
+      const lines = (tail + chunk.toString('utf8')).split('\n');
+      tail = (lines.pop() ?? '').slice(-4096);
+      if (lines.some((line) => line.startsWith(READY_LINE))) done(true);
+    });
+    child.once('exit', () => done(false));
+  });
 }
 
 function nextSteps(gateway: string, auth: DemoAuthServer, password: string): void {
@@ -129,7 +145,7 @@ async function main(): Promise<void> {
   const child = spawn(process.execPath, [...binNodeFlags(cliMain), cliMain, 'run', '--file', config.file, '--start-server', '--port', String(gatewayPort)], {
     // its own process group: Ctrl-C reaches this script, which stops the gateway once, gracefully
     detached: true,
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, [CLIENT_ID_ENV]: CLIENT_ID },
   });
 
@@ -160,9 +176,11 @@ async function main(): Promise<void> {
     });
   });
 
-  ready = await waitForGateway(gateway.replace('localhost', '127.0.0.1'), child, 60_000);
+  ready = await waitForReadyLine(child, 60_000);
   if (ready) nextSteps(gateway, auth, password);
-  else if (child.exitCode === null && !stopping) process.stderr.write(`demo: the gateway did not answer ${gateway}/health within 60 s\n`);
+  else if (child.exitCode === null && child.signalCode === null && !stopping) {
+    process.stderr.write(`demo: the gateway did not say it was ready within 60 s (Ctrl-C stops it)\n`);
+  }
 }
 
 await main();

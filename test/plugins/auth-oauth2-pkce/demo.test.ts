@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { postJson } from '../../helpers/gateway.js';
+import { postJson, startGateway } from '../../helpers/gateway.js';
+import { leakedProcesses } from '../../helpers/leaks.js';
 import { loginThroughProvider } from '../../helpers/oidc.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { closedPort } from './pkce-gateway.js';
@@ -90,6 +91,46 @@ describe('auth-oauth2-pkce: the offline demo (npm start)', function () {
         () => 'refused',
       );
       expect(refused, url).to.equal('refused');
+    }
+  });
+
+  it('says the port is in use when another FluidMCP holds DEMO_PORT, prints no banner, exits 1 and leaves nothing running', async () => {
+    // a real FluidMCP gateway (no servers, so no process of its own) that answers /health 200 on the port the demo is told to use
+    const other = await startGateway({});
+    try {
+      const gatewayPort = Number(new URL(other.base).port);
+      const authPort = await closedPort();
+      let text = '';
+      const busy = spawn(process.execPath, [demoScript], {
+        cwd: repoRoot,
+        env: { ...process.env, DEMO_PORT: String(gatewayPort), DEMO_AUTH_PORT: String(authPort), FMCP_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      busy.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      busy.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      const code = await exitOf(busy, 60_000).catch((err: Error) => {
+        busy.kill('SIGKILL');
+        throw new Error(`${err.message}:\n${text}`);
+      });
+
+      expect(code, text).to.equal(1);
+      expect(text).to.not.contain('FluidMCP demo is running');
+      expect(text).to.not.contain('Press Ctrl-C to stop.');
+      expect(text).to.not.contain('FluidMCP gateway ready at');
+      expect(text).to.contain(`fluidmcp: Cannot listen on 127.0.0.1:${gatewayPort}: the port is already in use (choose another with --port)\n`);
+      expect(text).to.contain(
+        'demo: the gateway exited (code 1); the authorization server is stopped too (to use another gateway port, run DEMO_PORT=<port> npm start)\n',
+      );
+      const auth = await fetch(`http://127.0.0.1:${authPort}/.well-known/openid-configuration`).then(
+        () => 'answered',
+        () => 'refused',
+      );
+      expect(auth).to.equal('refused');
+      // the other gateway is untouched, and the demo left no process of its own behind
+      expect((await fetch(`${other.base}/health`)).status).to.equal(200);
+      expect(leakedProcesses().map((p) => p.cmdline)).to.deep.equal([]);
+    } finally {
+      await other.stop();
     }
   });
 });
