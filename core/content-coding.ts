@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { promisify } from 'node:util';
 import { brotliDecompress, constants, gunzip, inflate, inflateRaw, type ZlibOptions } from 'node:zlib';
-import { errors, type FluidError } from './errors.js';
+import { errors, sizeText, type FluidError } from './errors.js';
 
 /*
  * Request bodies with a Content-Encoding (RFC 9110 §8.4) are decoded rather than refused: clients behind
@@ -25,7 +25,7 @@ export const ACCEPTED_CODINGS = 'gzip, deflate, br';
 const MAX_CODINGS = 3;
 
 /** Where a request went, for error messages: its method and path, never the query (it may carry ids). */
-const where = (req: IncomingMessage): string => `${req.method ?? 'POST'} ${(req.url ?? '/').split('?', 1)[0]}`;
+export const where = (req: IncomingMessage): string => `${req.method ?? 'POST'} ${(req.url ?? '/').split('?', 1)[0]}`;
 
 /** The codings of Content-Encoding in the order they were applied, identity left out. */
 function codingsOf(header: string | string[] | undefined): string[] {
@@ -60,7 +60,7 @@ export async function decodeBody(req: IncomingMessage, body: Buffer, limit: numb
       else if (coding === 'deflate') out = await inflateDeflate(out, options);
       else out = await gunzipAsync(out, options);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw errors.FMCP_ERR_BODY_TOO_LARGE_DECODED(where(req), coding, limit);
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw errors.FMCP_ERR_BODY_TOO_LARGE_DECODED(where(req), coding, sizeText(limit));
       throw errors.FMCP_ERR_BODY_ENCODING(where(req), coding, (err as Error).message);
     }
   }

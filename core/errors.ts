@@ -32,6 +32,17 @@ function createError(code: string, template: string, statusCode = 500): ErrorFac
   });
 }
 
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+/** A byte count as people read it, with the exact number: `4 MiB (4194304 bytes)`, `1000 bytes`. */
+export function sizeText(bytes: number): string {
+  const unit = bytes >= MIB ? [MIB, 'MiB'] as const : bytes >= KIB ? [KIB, 'KiB'] as const : undefined;
+  if (unit === undefined) return `${bytes} bytes`;
+  const amount = Math.round((bytes / unit[0]) * 10) / 10;
+  return `${amount} ${unit[1]} (${bytes} bytes)`;
+}
+
 /**
  * Every error a user or a plugin author can meet. Keys equal their codes; a retired code is never reused.
  * Messages say what went wrong, where, and what to do.
@@ -59,12 +70,14 @@ export const errors = {
   FMCP_ERR_LISTEN: createError('FMCP_ERR_LISTEN', 'Cannot listen on %s:%s: %s', 500),
   FMCP_ERR_NOT_FOUND: createError('FMCP_ERR_NOT_FOUND', 'No route for %s %s', 404),
   FMCP_ERR_METHOD_NOT_ALLOWED: createError('FMCP_ERR_METHOD_NOT_ALLOWED', 'Method %s is not allowed on %s (allowed: %s)', 405),
-  FMCP_ERR_BODY_TOO_LARGE: createError('FMCP_ERR_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413),
-  FMCP_ERR_BODY_TOO_LARGE_DECODED: createError('FMCP_ERR_BODY_TOO_LARGE_DECODED', '%s: the request body decoded from %s is larger than the limit of %s bytes: send a smaller body', 413),
+  FMCP_ERR_BODY_TOO_LARGE: createError('FMCP_ERR_BODY_TOO_LARGE', '%s: the request body is larger than the limit of %s: send a smaller body', 413),
+  FMCP_ERR_BODY_TOO_LARGE_DECODED: createError('FMCP_ERR_BODY_TOO_LARGE_DECODED', '%s: the request body decoded from %s is larger than the limit of %s: send a smaller body', 413),
+  FMCP_ERR_HEADERS_TOO_LARGE: createError('FMCP_ERR_HEADERS_TOO_LARGE', 'The request headers (URL included) are larger than the limit of %s: send a shorter URL or fewer/smaller headers (a token that large is not a normal access token)', 431),
+  FMCP_ERR_BAD_HTTP: createError('FMCP_ERR_BAD_HTTP', 'The request is not valid HTTP/1.1 (%s): send a well-formed request (check the client or proxy that sent it)', 400),
   FMCP_ERR_UNSUPPORTED_ENCODING: createError('FMCP_ERR_UNSUPPORTED_ENCODING', '%s: Content-Encoding "%s" is not supported: send the body uncompressed, or encoded with gzip, deflate or br', 415),
   FMCP_ERR_BODY_ENCODING: createError('FMCP_ERR_BODY_ENCODING', '%s: the request body is not valid %s data (%s): send it as its Content-Encoding says, or uncompressed without that header', 400),
   FMCP_ERR_BODY_ABORTED: createError('FMCP_ERR_BODY_ABORTED', 'The client closed the connection before the request body was complete', 400),
-  FMCP_ERR_REQUEST_TIMEOUT: createError('FMCP_ERR_REQUEST_TIMEOUT', 'The request body did not arrive within %s ms', 408),
+  FMCP_ERR_REQUEST_TIMEOUT: createError('FMCP_ERR_REQUEST_TIMEOUT', 'The request did not arrive in time (its headers within %s s, all of it within %s s): send it again without pauses', 408),
   FMCP_ERR_UNAUTHORIZED: createError('FMCP_ERR_UNAUTHORIZED', '%s', 401),
   FMCP_ERR_AUTH_UNAVAILABLE: createError('FMCP_ERR_AUTH_UNAVAILABLE', 'Cannot check the credentials sent to "%s": %s', 503),
   FMCP_ERR_FORBIDDEN: createError('FMCP_ERR_FORBIDDEN', '%s', 403),

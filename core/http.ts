@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkCodings, decodeBody } from './content-coding.js';
-import { errors, FluidError } from './errors.js';
+import { maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { checkCodings, decodeBody, where } from './content-coding.js';
+import { errors, FluidError, sizeText } from './errors.js';
 
 const HTML_SIGNIFICANT = /[<>&]/;
 const HTML_SIGNIFICANT_ALL = /[<>&]/g;
@@ -35,6 +35,24 @@ export function sendError(res: ServerResponse, error: FluidError, headers?: Reco
 }
 
 /**
+ * The whole answer, status line to body, to a request node:http could not parse (its `clientError`):
+ * a JSON error like every other, and `connection: close`, since the connection cannot be read further.
+ */
+export function clientErrorAnswer(err: NodeJS.ErrnoException, server: Pick<Server, 'headersTimeout' | 'requestTimeout'>): string {
+  const [status, error] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? ['431 Request Header Fields Too Large', errors.FMCP_ERR_HEADERS_TOO_LARGE(sizeText(maxHeaderSize))]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['408 Request Timeout', errors.FMCP_ERR_REQUEST_TIMEOUT(server.headersTimeout / 1000, server.requestTimeout / 1000)]
+        : ['400 Bad Request', errors.FMCP_ERR_BAD_HTTP([err.code, (err as { reason?: string }).reason].filter(Boolean).join(': ') || err.message)];
+  const body = jsonText({ error: { code: error.code, message: error.message } });
+  return (
+    `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `connection: close\r\nx-content-type-options: nosniff\r\n\r\n${body}`
+  );
+}
+
+/**
  * Reads the whole body, refusing more than `limit` bytes (413) and a client that goes away. A body with a
  * Content-Encoding is decoded (gzip, deflate, br; `limit` holds for the decoded size too), any other
  * coding is 415: see content-coding.ts.
@@ -49,7 +67,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(errors.FMCP_ERR_BODY_TOO_LARGE(limit));
+    return Promise.reject(errors.FMCP_ERR_BODY_TOO_LARGE(where(req), sizeText(limit)));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -59,7 +77,7 @@ function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         cleanup();
         req.resume();
-        reject(errors.FMCP_ERR_BODY_TOO_LARGE(limit));
+        reject(errors.FMCP_ERR_BODY_TOO_LARGE(where(req), sizeText(limit)));
         return;
       }
       chunks.push(chunk);

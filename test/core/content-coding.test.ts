@@ -86,7 +86,7 @@ describe('core: Content-Encoding of request bodies (gzip, deflate, br decoded; t
       expect(res.json()).to.deep.equal({
         error: {
           code: 'FMCP_ERR_BODY_TOO_LARGE_DECODED',
-          message: `POST /mini/mcp: the request body decoded from ${name} is larger than the limit of ${LIMIT} bytes: send a smaller body`,
+          message: `POST /mini/mcp: the request body decoded from ${name} is larger than the limit of 64 KiB (65536 bytes): send a smaller body`,
         },
       });
       const next = await post('/mini/mcp', encode(echoCall('after the bomb')), name);

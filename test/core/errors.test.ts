@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { errors, FluidError } from '../../core/index.js';
+import { sizeText } from '../../core/errors.js';
 
 describe('core/errors', () => {
   const entries = Object.entries(errors);
@@ -39,5 +40,16 @@ describe('core/errors', () => {
     expect(errors.FMCP_ERR_NOT_FOUND.is(errors.FMCP_ERR_NOT_FOUND('GET', '/'))).to.equal(true);
     expect(errors.FMCP_ERR_NOT_FOUND.is(errors.FMCP_ERR_FORBIDDEN('no'))).to.equal(false);
     expect(errors.FMCP_ERR_NOT_FOUND.is(new Error('FMCP_ERR_NOT_FOUND'))).to.equal(false);
+  });
+
+  it('writes a size limit in KiB or MiB with the exact bytes beside it', () => {
+    expect([1000, 1024, 1536, 64 * 1024, 4 * 1024 * 1024, 16384].map(sizeText)).to.deep.equal([
+      '1000 bytes',
+      '1 KiB (1024 bytes)',
+      '1.5 KiB (1536 bytes)',
+      '64 KiB (65536 bytes)',
+      '4 MiB (4194304 bytes)',
+      '16 KiB (16384 bytes)',
+    ]);
   });
 });

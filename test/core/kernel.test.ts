@@ -15,7 +15,9 @@ import {
   type ServerDefinition,
   type TransportFactory,
 } from '../../core/index.js';
+import { maxHeaderSize } from 'node:http';
 import { request, waitFor } from '../helpers/request.js';
+import { rawRequest, type RawAnswer } from '../reliability/raw-http.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -91,14 +93,28 @@ describe('core/kernel', () => {
       const res = await request(port, { method: 'POST', path: '/echo', body: 'x'.repeat(1001) });
       expect(res.status).to.equal(413);
       expect(res.headers.connection).to.equal('close');
-      expect(res.json()).to.deep.equal({ error: { code: 'FMCP_ERR_BODY_TOO_LARGE', message: 'Request body is larger than the limit of 1000 bytes' } });
+      expect(res.json()).to.deep.equal({ error: { code: 'FMCP_ERR_BODY_TOO_LARGE', message: 'POST /echo: the request body is larger than the limit of 1000 bytes: send a smaller body' } });
     });
 
     it('answers 413 when a chunked body grows over the limit while streaming', async () => {
       const res = await request(port, { method: 'POST', path: '/echo', chunks: Array.from({ length: 6 }, () => 'y'.repeat(400)) });
       expect(res.headers['transfer-encoding']).to.equal(undefined);
       expect(res.status).to.equal(413);
-      expect(res.json<{ error: { code: string } }>().error.code).to.equal('FMCP_ERR_BODY_TOO_LARGE');
+      expect(res.json()).to.deep.equal({ error: { code: 'FMCP_ERR_BODY_TOO_LARGE', message: 'POST /echo: the request body is larger than the limit of 1000 bytes: send a smaller body' } });
+    });
+
+    it('names the limit in KiB or MiB as well as bytes, and leaves the query out of the place', async () => {
+      const kib = kernelWith([routes((api) => api.route({ method: 'POST', path: '/up', bodyLimit: 64 * 1024, handler: (ctx) => sendJson(ctx.res, 200, {}) }))], { bodyLimit: 4 * 1024 * 1024 });
+      await kib.start();
+      try {
+        const res = await request(kib.address().port, { method: 'POST', path: '/up?session=secret', body: 'x'.repeat(64 * 1024 + 1) });
+        expect(res.status).to.equal(413);
+        expect(res.json()).to.deep.equal({
+          error: { code: 'FMCP_ERR_BODY_TOO_LARGE', message: 'POST /up: the request body is larger than the limit of 64 KiB (65536 bytes): send a smaller body' },
+        });
+      } finally {
+        await kib.stop();
+      }
     });
 
     it('applies a route\'s own body limit', async () => {
@@ -106,6 +122,68 @@ describe('core/kernel', () => {
       const res = await request(port, { method: 'POST', path: '/small', body: '0123456789a' });
       expect(res.status).to.equal(413);
       expect(res.json<{ error: { message: string } }>().error.message).to.contain('10 bytes');
+    });
+  });
+
+  describe('requests node:http cannot read (clientError)', () => {
+    let port: number;
+    beforeEach(async () => {
+      kernel = kernelWith([routes((api) => api.route({ method: 'GET', path: '/ok', handler: (ctx) => sendJson(ctx.res, 200, {}) }))], {
+        headersTimeout: 500,
+        requestTimeout: 2000,
+      });
+      await kernel.start();
+      port = kernel.address().port;
+    });
+
+    /** The answer's JSON error, after checking it is a whole JSON answer that closes the connection. */
+    function jsonError(answer: RawAnswer): unknown {
+      expect(answer.headers['content-type']).to.equal('application/json');
+      expect(answer.headers['content-length']).to.equal(String(Buffer.byteLength(answer.body)));
+      expect(answer.headers.connection).to.equal('close');
+      expect(answer.headers['x-content-type-options']).to.equal('nosniff');
+      return JSON.parse(answer.body);
+    }
+
+    const headersTooLarge = {
+      error: {
+        code: 'FMCP_ERR_HEADERS_TOO_LARGE',
+        message: `The request headers (URL included) are larger than the limit of ${maxHeaderSize / 1024} KiB (${maxHeaderSize} bytes): send a shorter URL or fewer/smaller headers (a token that large is not a normal access token)`,
+      },
+    };
+
+    it('answers a 30 KB Authorization header with 431 and a JSON body saying the limit and what to do', async () => {
+      const answer = await rawRequest(port, { target: '/ok', headers: { authorization: `Bearer ${'t'.repeat(30_000)}` } });
+      expect(answer.status).to.equal(431);
+      expect(jsonError(answer)).to.deep.equal(headersTooLarge);
+    });
+
+    it('answers a 20 KB URL with the same 431', async () => {
+      const answer = await rawRequest(port, { target: `/ok?q=${'u'.repeat(20_000)}` });
+      expect(answer.status).to.equal(431);
+      expect(jsonError(answer)).to.deep.equal(headersTooLarge);
+    });
+
+    it('answers a request that is not HTTP with 400 naming the parse error', async () => {
+      const answer = await rawRequest(port, { raw: 'HELLO THERE\r\n\r\n' });
+      expect(answer.status).to.equal(400);
+      expect(jsonError(answer)).to.deep.equal({
+        error: {
+          code: 'FMCP_ERR_BAD_HTTP',
+          message: 'The request is not valid HTTP/1.1 (HPE_INVALID_METHOD: Invalid method encountered): send a well-formed request (check the client or proxy that sent it)',
+        },
+      });
+    });
+
+    it('answers headers that stop coming with 408 naming both time limits', async () => {
+      const answer = await rawRequest(port, { raw: 'GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n' });
+      expect(answer.status).to.equal(408);
+      expect(jsonError(answer)).to.deep.equal({
+        error: {
+          code: 'FMCP_ERR_REQUEST_TIMEOUT',
+          message: 'The request did not arrive in time (its headers within 0.5 s, all of it within 2 s): send it again without pauses',
+        },
+      });
     });
   });
 

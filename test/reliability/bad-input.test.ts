@@ -127,7 +127,15 @@ const corpus: Case[] = [
     check: (a) => expect((JSON.parse(a.body) as { error: { code: number } }[])[0]!.error.code).to.equal(-32600),
   },
   // huge bodies
-  { name: 'a 5 MiB body (over the 4 MiB limit)', request: postMcp(call(1, 'echo', { message: 'x'.repeat(5 * 1024 * 1024) })), status: 413, code: 'FMCP_ERR_BODY_TOO_LARGE' },
+  {
+    name: 'a 5 MiB body (over the 4 MiB limit)',
+    request: postMcp(call(1, 'echo', { message: 'x'.repeat(5 * 1024 * 1024) })),
+    status: 413,
+    code: 'FMCP_ERR_BODY_TOO_LARGE',
+    check: (a) => expect(JSON.parse(a.body)).to.deep.equal({
+      error: { code: 'FMCP_ERR_BODY_TOO_LARGE', message: 'POST /everything/mcp: the request body is larger than the limit of 4 MiB (4194304 bytes): send a smaller body' },
+    }),
+  },
   {
     name: 'a declared Content-Length of 10 GB',
     request: { method: 'POST', target: MCP, headers: { 'content-type': 'application/json', 'content-length': String(10 * 1024 ** 3) }, body: '{"jsonrpc":"2.0"' },
@@ -178,7 +186,7 @@ const corpus: Case[] = [
   { name: 'a trailing slash (/everything/mcp/)', request: post('/everything/mcp/', '{}'), status: 404, code: 'FMCP_ERR_NOT_FOUND' },
   { name: 'a doubled slash (/everything//mcp)', request: post('/everything//mcp', '{}'), status: 404, code: 'FMCP_ERR_NOT_FOUND' },
   { name: 'an 8 KB name', request: post(`/${'n'.repeat(8 * 1024)}/mcp`, '{}'), status: 404, code: 'FMCP_ERR_UNKNOWN_SERVER' },
-  { name: 'a 100 KB path', request: post(`/${'n'.repeat(100 * 1024)}/mcp`, '{}'), status: [414, 431] },
+  { name: 'a 100 KB path', request: post(`/${'n'.repeat(100 * 1024)}/mcp`, '{}'), status: 431, code: 'FMCP_ERR_HEADERS_TOO_LARGE' },
   { name: 'OPTIONS * (asterisk form)', request: { method: 'OPTIONS', target: '*' }, status: 404 },
   { name: 'an absolute-form target on another host', request: { target: 'http://evil.example/health' }, status: [400, 403, 404] },
   { name: 'a raw space in the path', request: { raw: 'GET /every thing/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' }, status: 400 },
@@ -306,13 +314,13 @@ const corpus: Case[] = [
   { name: 'a Bearer token with a space inside', request: post('/secure/mcp', call(1, 'whoami', {}), { authorization: 'Bearer a b' }), status: 401, check: (a) => expect(a.headers['www-authenticate']).to.include('invalid_request') },
   { name: 'Basic credentials', request: post('/secure/mcp', call(1, 'whoami', {}), { authorization: 'Basic dXNlcjpwYXNz' }), status: 401 },
   { name: 'a Bearer token with a quote and <script>', request: post('/secure/mcp', call(1, 'whoami', {}), { authorization: 'Bearer "><script>' }), status: 401, check: (a) => expect(a.headers['www-authenticate']).to.not.include('<script>') },
-  { name: 'a 20 KB Authorization header', request: post('/secure/mcp', call(1, 'whoami', {}), { authorization: `Bearer ${'t'.repeat(20_000)}` }), status: 431 },
+  { name: 'a 20 KB Authorization header', request: post('/secure/mcp', call(1, 'whoami', {}), { authorization: `Bearer ${'t'.repeat(20_000)}` }), status: 431, code: 'FMCP_ERR_HEADERS_TOO_LARGE' },
   { name: 'a foreign Origin', request: postMcp(call(1, 'echo', { message: 'x' }), { origin: 'http://evil.example' }), status: 403, code: 'FMCP_ERR_FORBIDDEN' },
   { name: 'Origin "null"', request: postMcp(call(1, 'echo', { message: 'x' }), { origin: 'null' }), status: 403, code: 'FMCP_ERR_FORBIDDEN' },
   { name: 'a foreign Host (DNS rebinding)', request: postMcp(call(1, 'echo', { message: 'x' }), { host: 'evil.example' }), status: 403, code: 'FMCP_ERR_FORBIDDEN' },
   { name: 'no Host header', request: { raw: 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n' }, status: 400 },
   // malformed HTTP
-  { name: 'a garbage request line', request: { raw: 'HELLO THERE\r\n\r\n' }, status: 400 },
+  { name: 'a garbage request line', request: { raw: 'HELLO THERE\r\n\r\n' }, status: 400, code: 'FMCP_ERR_BAD_HTTP' },
   { name: 'Content-Length and Transfer-Encoding together', request: { raw: `POST ${MCP} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n` }, status: 400 },
   { name: 'a Content-Length that is not a number', request: { raw: `POST ${MCP} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n` }, status: 400 },
   { name: 'a negative Content-Length', request: { raw: `POST ${MCP} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n` }, status: 400 },
