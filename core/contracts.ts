@@ -332,6 +332,11 @@ export interface ServerActivity {
   readonly state: string;
   readonly instances: readonly InstanceActivity[];
   readonly sessions: number;
+  /**
+   * `sessions` by how their client reaches the gateway: `streamable-http`, `sse` (legacy HTTP+SSE) and
+   * `channel` (a plugin's own link, such as a group's to its member)
+   */
+  readonly sessionTransports?: Readonly<Record<string, number>>;
   readonly inFlight: number;
   readonly restarts: number;
   readonly upSince?: number;

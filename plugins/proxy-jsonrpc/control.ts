@@ -3,6 +3,7 @@ import { ANONYMOUS, type InstanceActivity, type ServerActivity, type ServerContr
 import { withTimeout, type Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import type { ServerInstance } from './server-instance.js';
+import type { SessionTransport } from './sessions.js';
 
 /** The SERVER_CONTROL token: what an admin surface sees of each server, and restarts. */
 export class ServerControls implements ServerControl {
@@ -18,12 +19,18 @@ export class ServerControls implements ServerControl {
     const onDemand = server.auth !== undefined || server.entry.isolation === 'session';
     const state = shared ? shared.state : onDemand ? 'on demand' : 'stopped';
     let sessions = 0;
-    for (const s of this.dispatcher.sessions.all()) if (s.server === server) sessions++;
+    const sessionTransports: Record<SessionTransport, number> = { 'streamable-http': 0, sse: 0, channel: 0 };
+    for (const s of this.dispatcher.sessions.all()) {
+      if (s.server !== server) continue;
+      sessions++;
+      sessionTransports[s.transport]++;
+    }
     const lastError = shared?.lastError ?? instances.find((i) => i.lastError !== undefined)?.lastError;
     return {
       state,
       instances,
       sessions,
+      sessionTransports,
       inFlight: instances.reduce((n, i) => n + i.inFlight, 0),
       restarts: instances.reduce((n, i) => n + i.restarts, 0),
       ...(shared?.upSince !== undefined ? { upSince: shared.upSince } : {}),

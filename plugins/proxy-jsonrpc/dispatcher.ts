@@ -127,7 +127,9 @@ export class Dispatcher {
       throw err;
     }
     const version = negotiateVersion(params.protocolVersion, instance.serverVersion);
-    const session = new Session(id, server, identity, version, key, capabilities, ownProcess, channel, address);
+    // a channel that held a place from its opening is a client's own stream (legacy HTTP+SSE)
+    const transport = seat ? 'sse' : channel ? 'channel' : 'streamable-http';
+    const session = new Session(id, server, identity, version, key, capabilities, ownProcess, channel, address, transport);
     try {
       this.sessions.add(session, where, seat);
     } catch (err) {

@@ -6,6 +6,12 @@ import { SessionLimits, type Seat, type SessionLimitOptions } from './session-li
 /** A client session: a Streamable HTTP session, or a channel opened by another plugin (legacy SSE). */
 export const newSessionId = (prefix = ''): string => prefix + randomBytes(16).toString('hex');
 
+/**
+ * How a session's client reaches the gateway: Streamable HTTP (`/{name}/mcp`), a client's legacy HTTP+SSE
+ * stream (`/{name}/sse`), or a plugin's own channel (a group's link to its member).
+ */
+export type SessionTransport = 'streamable-http' | 'sse' | 'channel';
+
 export class Session implements SessionLike {
   readonly serverRequests = new Set<string>();
   readonly subscriptions = new Set<string>();
@@ -34,6 +40,7 @@ export class Session implements SessionLike {
     readonly channel?: (message: JsonObject) => void,
     /** the client's address as the per-address limit counts it, when known */
     readonly address?: string,
+    readonly transport: SessionTransport = channel ? 'channel' : 'streamable-http',
   ) {}
 
   push(message: JsonObject): boolean {

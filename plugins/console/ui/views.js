@@ -262,7 +262,7 @@ export function ServerPage({ name, server, activity }) {
     <dl class="facts">
       <dt>Transport</dt><dd>${server.transport}</dd>
       <dt>Auth</dt><dd>${server.auth ?? 'none'}</dd>
-      <dt>Sessions</dt><dd>${server.sessions}</dd>
+      <dt>Sessions</dt><dd>${server.sessions}${sessionBreakdown(server.sessionTransports)}</dd>
       <dt>Calls in flight</dt><dd>${server.inFlight}</dd>
       <dt>Restarts</dt><dd>${server.restarts}</dd>
       <dt>Uptime</dt><dd>${server.upSince ? duration(now - server.upSince) : '—'}</dd>
@@ -340,3 +340,12 @@ export function LogTail() {
     </ol>
   </section>`;
 }
+
+const TRANSPORT_NAMES = { 'streamable-http': 'Streamable HTTP', sse: 'legacy HTTP+SSE', channel: 'group links' };
+
+/** " (2 Streamable HTTP, 3 legacy HTTP+SSE)": the kinds a server's sessions are, those it has. */
+function sessionBreakdown(byTransport) {
+  const parts = Object.entries(byTransport ?? {}).filter(([, n]) => n > 0).map(([t, n]) => `${n} ${TRANSPORT_NAMES[t] ?? t}`);
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+}
+

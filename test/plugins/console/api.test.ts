@@ -1,10 +1,14 @@
 import { expect } from 'chai';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Writable } from 'node:stream';
 import { apiKeyAuth } from '../../../examples/plugins/api-key/index.js';
 import { proxyJsonRpc, transportSse, transportStdio, webConsole } from '../../../index.js';
 import { everythingEntry, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { fixture } from '../../helpers/paths.js';
-import { request, type Answer } from '../../helpers/request.js';
+import { request, until, type Answer } from '../../helpers/request.js';
+import { openSse, type SseReading } from '../transport-sse/sse-reader.js';
 import { SseReader } from './sse.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -339,3 +343,54 @@ describe('console: a server that cannot start', function () {
     expect(tools.status).to.equal(502);
   });
 });
+
+describe('console: sessions of both transports (Streamable HTTP and legacy HTTP+SSE)', function () {
+  this.timeout(60_000);
+  let gateway: TestGateway;
+  const clients: Client[] = [];
+  let waiting: SseReading | undefined;
+
+  before(async () => {
+    gateway = await startGateway({ everything: everythingEntry() }, { plugins: [transportStdio(), proxyJsonRpc(), transportSse(), webConsole()] });
+  });
+  after(async () => {
+    waiting?.close();
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await gateway?.stop();
+  });
+
+  /** sessions in /health and in the console's summary, with the console's count by transport */
+  async function counts(): Promise<{ health: number; console: number; byTransport: unknown }> {
+    const health = (await get(gateway, '/health')).json<{ servers: { everything: { sessions: number } } }>();
+    const summary = (await get(gateway, '/api/servers/everything')).json<Summary & { sessionTransports: unknown }>();
+    return { health: health.servers.everything.sessions, console: summary.sessions, byTransport: summary.sessionTransports };
+  }
+
+  it('counts every initialized legacy SSE stream as a session, says which transport each is, and drops it when its stream closes', async () => {
+    for (let i = 0; i < 5; i++) {
+      const client = new Client({ name: `legacy-${i}`, version: '1.0.0' });
+      await client.connect(new SSEClientTransport(new URL(gateway.url('/everything/sse'))));
+      clients.push(client);
+    }
+    const modern = new Client({ name: 'streamable', version: '1.0.0' });
+    await modern.connect(new StreamableHTTPClientTransport(new URL(gateway.url('/everything/mcp'))));
+    clients.push(modern);
+    // each legacy session serves calls: it is a real session, not a stream alone
+    const echoed = await clients[0]!.callTool({ name: 'echo', arguments: { message: 'over sse' } });
+    expect((echoed.content as { text: string }[])[0]!.text).to.equal('Echo: over sse');
+    // a stream that never sent initialize holds a place under the limit, but is no session yet
+    waiting = await openSse(portOf(gateway), '/everything/sse');
+    expect(waiting.status).to.equal(200);
+
+    expect(await counts()).to.deep.equal({ health: 6, console: 6, byTransport: { 'streamable-http': 1, sse: 5, channel: 0 } });
+
+    await clients[1]!.close();
+    await clients[2]!.close();
+    const after = await until(async () => {
+      const now = await counts();
+      return now.console === 4 ? now : undefined;
+    }, 10_000, 'two closed legacy sessions leaving the count');
+    expect(after).to.deep.equal({ health: 4, console: 4, byTransport: { 'streamable-http': 1, sse: 3, channel: 0 } });
+  });
+});
+

@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Writable } from 'node:stream';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { proxyJsonRpc, transportSse, transportStdio, webConsole } from '../../../index.js';
@@ -73,6 +76,27 @@ describe('console: the page in a real browser', function () {
     expect(await echo.getByLabel('message').inputValue()).to.equal('hello from Chromium');
     await echo.getByRole('button', { name: 'Run' }).click();
     await echo.getByText('Echo: hello from Chromium').waitFor({ timeout: 15_000 });
+  });
+
+  it('shows a server\'s sessions with how many of each transport', async () => {
+    const clients: Client[] = [];
+    try {
+      for (const transport of [
+        new SSEClientTransport(new URL(gateway.url('/everything/sse'))),
+        new SSEClientTransport(new URL(gateway.url('/everything/sse'))),
+        new StreamableHTTPClientTransport(new URL(gateway.url('/everything/mcp'))),
+      ]) {
+        const client = new Client({ name: 'page-sessions', version: '1.0.0' });
+        await client.connect(transport);
+        clients.push(client);
+      }
+      await page.goto(`${gateway.base}/#/servers/everything`);
+      const sessions = page.locator('dt:text-is("Sessions") + dd');
+      await sessions.filter({ hasText: 'legacy' }).waitFor({ timeout: 15_000 });
+      expect(await sessions.textContent()).to.equal('3 (1 Streamable HTTP, 2 legacy HTTP+SSE)');
+    } finally {
+      await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    }
   });
 
   it('shows a server killed from outside go down, then up again, without a reload', async () => {
