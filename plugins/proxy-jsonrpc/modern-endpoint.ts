@@ -28,8 +28,6 @@ export interface ModernOptions {
   /** `ttlMs` on cacheable results of servers without auth (servers with auth: 0 and "private") */
   readonly cacheTtlMs: number;
   readonly handshakeTimeoutMs: number;
-  /** how long a call that may cause server requests waits for a free process of its own, ms */
-  readonly callTimeoutMs?: number;
 }
 
 /** One HTTP request of a modern call: JSON, or an SSE stream once something comes before the answer. */
@@ -98,7 +96,8 @@ export class ModernEndpoint {
     private readonly bridge: MrtrBridge,
     private readonly subscriptions: Subscriptions,
     private readonly options: ModernOptions,
-    private readonly exclusive: ExclusiveCalls = new ExclusiveCalls(dispatcher.pool, { processes: 4, waitMs: options.callTimeoutMs ?? 60_000 }),
+    /** the processes that serve requests which may cause server requests (exclusive-calls.ts) */
+    private readonly exclusive: ExclusiveCalls,
     /** sends a retry whose call another replica holds to that replica (replica-forward.ts) */
     private readonly forwarder?: RetryForwarder,
   ) {}
