@@ -71,7 +71,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
         api.servers,
         api.transports,
         {
-          callTimeoutMs,
+          callTimeoutMs: options.callTimeoutMs ?? PROXY_DEFAULTS.callTimeoutMs,
           handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
           maxQueued: options.maxQueued ?? 10_000,
           maxInstances: options.maxInstances ?? PROXY_DEFAULTS.maxInstances,
