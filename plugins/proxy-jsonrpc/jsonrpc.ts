@@ -88,6 +88,21 @@ export function messageProblem(message: unknown): { code: number; message: strin
   return { code: INVALID_REQUEST, message: `Invalid Request: ${shape}` };
 }
 
+/**
+ * Why an initialize request cannot open a session (the JSON-RPC -32602 message), or undefined: its params
+ * need protocolVersion, capabilities and clientInfo (schema: InitializeRequestParams), else the version
+ * negotiated and the capabilities the server is told would be guesses.
+ */
+export function initializeProblem(message: JsonObject): string | undefined {
+  const params = isObject(message.params) ? message.params : {};
+  const wrong: string[] = [];
+  if (typeof params.protocolVersion !== 'string') wrong.push('"protocolVersion"');
+  if (!isObject(params.capabilities)) wrong.push('"capabilities"');
+  if (!isObject(params.clientInfo)) wrong.push('"clientInfo"');
+  if (wrong.length === 0) return undefined;
+  return `Invalid params: initialize is missing ${wrong.join(', ')} (or it is not the right type); the MCP spec requires all three: "protocolVersion" (a string such as "${LATEST_VERSION}"), "capabilities" (an object, {} for none) and "clientInfo" ({"name": …, "version": …})`;
+}
+
 /** The id to answer an invalid message with: its own when that is a valid id, else null. */
 export function idOf(message: unknown): JsonRpcId {
   const id = isObject(message) ? message.id : null;

@@ -1,5 +1,4 @@
 import {
-
   principalOf,
   jsonText,
   sendJson,
@@ -13,8 +12,10 @@ import type { Dispatcher } from './dispatcher.js';
 import {
   BATCH_VERSION,
   errorResponse,
+  INVALID_PARAMS,
   INVALID_REQUEST,
   idOf,
+  initializeProblem,
   kindOf,
   messageProblem,
   PARSE_ERROR,
@@ -233,6 +234,10 @@ export class StreamableHttpEndpoint {
     }
     const request = message as JsonObject;
     if (request.method === 'initialize') {
+      if (session) {
+        sendJson(res, 400, errorResponse(request.id, INVALID_REQUEST, 'Invalid Request: this session (Mcp-Session-Id) is already initialized; to start a new session, send initialize without the Mcp-Session-Id header'));
+        return;
+      }
       await this.initialize(ctx, server, request, accept);
       return;
     }
@@ -250,6 +255,11 @@ export class StreamableHttpEndpoint {
   }
 
   private async initialize(ctx: RequestContext, server: ServerDefinition, request: JsonObject, accept: Accepts): Promise<void> {
+    const problem = initializeProblem(request);
+    if (problem !== undefined) {
+      sendJson(ctx.res, 400, errorResponse(request.id, INVALID_PARAMS, problem));
+      return;
+    }
     let opened: Awaited<ReturnType<Dispatcher['initialize']>>;
     try {
       opened = await this.dispatcher.initialize(server, ctx.identity, request, undefined, clientAddress(ctx.req.socket.remoteAddress));
