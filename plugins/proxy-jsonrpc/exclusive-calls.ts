@@ -173,6 +173,12 @@ function releasing(sink: CallSink, release: () => void): CallSink {
       sink.cancelled?.(clientId, reason);
     },
   };
+  if (sink.refused) {
+    wrapped.refused = (message, status, headers) => {
+      release();
+      sink.refused!(message, status, headers);
+    };
+  }
   if (sink.takeServerRequest) wrapped.takeServerRequest = (message, answer) => sink.takeServerRequest!(message, answer);
   if (sink.canAnswer) wrapped.canAnswer = (message) => sink.canAnswer!(message);
   return wrapped;

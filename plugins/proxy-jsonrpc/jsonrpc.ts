@@ -20,6 +20,12 @@ export const REQUEST_TIMEOUT = -32001;
 
 export type JsonRpcId = string | number | null;
 
+/**
+ * -32600 for a message nested too deeply to forward: JSON.stringify recurses, and a few thousand levels of
+ * arrays or objects exhaust the stack (JSON.parse does not: such a body parses, then cannot be sent on).
+ */
+export const NESTED_TOO_DEEPLY = 'Invalid Request: the message nests arrays or objects too deeply for the gateway to forward it (serializing it ran out of stack, at a few thousand levels; MCP messages need a few dozen): flatten its arguments, or send deeply nested data as a JSON string';
+
 export function errorResponse(id: unknown, code: number, message: string, data?: unknown): JsonObject {
   const error: JsonObject = { code, message };
   if (data !== undefined) error.data = data;
