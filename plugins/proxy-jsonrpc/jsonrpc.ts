@@ -24,6 +24,13 @@ export type JsonRpcId = string | number | null;
  * -32600 for a message nested too deeply to forward: JSON.stringify recurses, and a few thousand levels of
  * arrays or objects exhaust the stack (JSON.parse does not: such a body parses, then cannot be sent on).
  */
+export const isNestedTooDeeply = (err: unknown): boolean => err instanceof RangeError && err.message.includes('call stack');
+
+/** What a client gets instead of a server's answer nested too deeply to serialize (see NESTED_TOO_DEEPLY). */
+export function answerNestedTooDeeply(answer: JsonObject): JsonObject {
+  return errorResponse(answer.id, INTERNAL_ERROR, 'Internal error: the server\'s answer nests arrays or objects too deeply for the gateway to forward it (serializing it ran out of stack, at a few thousand levels): the server must return flatter results');
+}
+
 export const NESTED_TOO_DEEPLY = 'Invalid Request: the message nests arrays or objects too deeply for the gateway to forward it (serializing it ran out of stack, at a few thousand levels; MCP messages need a few dozen): flatten its arguments, or send deeply nested data as a JSON string';
 
 export function errorResponse(id: unknown, code: number, message: string, data?: unknown): JsonObject {

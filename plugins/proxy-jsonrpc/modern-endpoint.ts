@@ -9,7 +9,7 @@ import {
 } from '../../core/index.js';
 import { withTimeout, type Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
-import { errorResponse, idOf, INVALID_REQUEST, isObject, kindOf, messageProblem, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { answerNestedTooDeeply, errorResponse, idOf, INVALID_REQUEST, isNestedTooDeeply, isObject, kindOf, messageProblem, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import {
   ALL_VERSIONS,
   decorateResult,
@@ -72,14 +72,21 @@ class HttpTarget implements ModernTarget {
   finish(message: JsonObject): void {
     if (this.done) return;
     this.done = true;
-    if (this.stream || (!this.json && this.openStream())) {
-      this.stream!.send(JSON.stringify(message), 'message');
-      this.stream!.close();
-      return;
+    try {
+      if (this.stream || (!this.json && this.openStream())) {
+        this.stream!.send(JSON.stringify(message), 'message');
+        this.stream!.close();
+        return;
+      }
+      // spec: a method the server does not implement is 404 with the JSON-RPC error
+      const notFound = isObject(message.error) && message.error.code === METHOD_NOT_FOUND;
+      sendJson(this.ctx.res, notFound ? 404 : 200, message);
+    } catch (err) {
+      // serializing threw before anything was written: the client still gets an answer
+      if (!isNestedTooDeeply(err)) throw err;
+      this.done = false;
+      this.finish(answerNestedTooDeeply(message));
     }
-    // spec: a method the server does not implement is 404 with the JSON-RPC error
-    const notFound = isObject(message.error) && message.error.code === METHOD_NOT_FOUND;
-    sendJson(this.ctx.res, notFound ? 404 : 200, message);
   }
 }
 

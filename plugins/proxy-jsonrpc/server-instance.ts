@@ -2,6 +2,7 @@ import type { EventBus, JsonObject, Logger, Upstream, UpstreamStatus } from '../
 import {
   errorResponse,
   INVALID_REQUEST,
+  isNestedTooDeeply,
   isObject,
   LATEST_VERSION,
   NESTED_TOO_DEEPLY,
@@ -228,7 +229,7 @@ export class ServerInstance {
     try {
       this.options.upstream.send(message);
     } catch (err) {
-      const deep = err instanceof RangeError && err.message.includes('call stack');
+      const deep = isNestedTooDeeply(err);
       this.settle(id, (clientId) => (deep ? errorResponse(clientId, INVALID_REQUEST, NESTED_TOO_DEEPLY) : errorResponse(clientId, SERVER_UNAVAILABLE, (err as Error).message)), deep ? 400 : undefined);
     }
   }

@@ -10,12 +10,14 @@ import {
 } from '../../core/index.js';
 import type { Dispatcher } from './dispatcher.js';
 import {
+  answerNestedTooDeeply,
   BATCH_VERSION,
   errorResponse,
   INVALID_PARAMS,
   INVALID_REQUEST,
   idOf,
   initializeProblem,
+  isNestedTooDeeply,
   kindOf,
   messageProblem,
   PARSE_ERROR,
@@ -67,15 +69,22 @@ class HttpCallSink implements CallSink {
   response(message: JsonObject): void {
     if (this.done) return;
     this.done = true;
-    if (!this.stream && this.accept.json) {
-      sendJson(this.ctx.res, 200, message, this.headers);
-      return;
-    }
-    if (this.openStream()) {
-      this.stream!.send(jsonText(message), 'message');
-      this.stream!.close();
-    } else {
-      sendJson(this.ctx.res, 200, message, this.headers);
+    try {
+      if (!this.stream && this.accept.json) {
+        sendJson(this.ctx.res, 200, message, this.headers);
+        return;
+      }
+      if (this.openStream()) {
+        this.stream!.send(jsonText(message), 'message');
+        this.stream!.close();
+      } else {
+        sendJson(this.ctx.res, 200, message, this.headers);
+      }
+    } catch (err) {
+      // serializing threw before anything was written: the client still gets an answer
+      if (!isNestedTooDeeply(err)) throw err;
+      this.done = false;
+      this.response(answerNestedTooDeeply(message));
     }
   }
 

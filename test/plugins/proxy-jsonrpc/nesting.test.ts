@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { everythingEntry, postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { envelope, MODERN, modernPost } from '../../helpers/modern.js';
+import { fixture } from '../../helpers/paths.js';
 
 /**
  * A body nested thousands of levels deep parses (JSON.parse does not recurse) but cannot be serialized
@@ -20,7 +21,7 @@ describe('proxy-jsonrpc: messages nested too deeply to forward', function () {
   let gw: TestGateway;
   let url: string;
   before(async () => {
-    gw = await startGateway({ everything: everythingEntry() });
+    gw = await startGateway({ everything: everythingEntry(), deep: { command: process.execPath, args: [fixture('deep-answer.mjs')] } });
     url = gw.url('/everything/mcp');
   });
   after(() => gw.stop());
@@ -68,5 +69,25 @@ describe('proxy-jsonrpc: messages nested too deeply to forward', function () {
       id: 10,
       result: { content: [{ type: 'text', text: 'MCP error -32602: Input validation error: Invalid arguments for tool echo: Invalid input: expected string, received undefined at message' }], isError: true },
     });
+  });
+
+  it('answers a client whose server sent an answer nested too deeply with -32603 saying so, instead of leaving it waiting', async () => {
+    const answer = (id: number) => ({
+      jsonrpc: '2.0',
+      id,
+      error: { code: -32603, message: 'Internal error: the server\'s answer nests arrays or objects too deeply for the gateway to forward it (serializing it ran out of stack, at a few thousand levels): the server must return flatter results' },
+    });
+    const call = { name: 'deep', arguments: { depth: 100_000 } };
+    const bare = await postJson(gw.url('/deep/mcp'), { jsonrpc: '2.0', id: 11, method: 'tools/call', params: call });
+    expect(bare.status).to.equal(200);
+    expect(bare.json).to.deep.equal(answer(11));
+    const streamed = await postJson(gw.url('/deep/mcp'), { jsonrpc: '2.0', id: 12, method: 'tools/call', params: call }, { accept: 'text/event-stream' });
+    expect(streamed.text).to.include(`data: ${JSON.stringify(answer(12))}`);
+    const modern = await modernPost(gw.url('/deep/mcp'), 13, 'tools/call', call);
+    expect(modern.status).to.equal(200);
+    expect(modern.json).to.deep.equal(answer(13));
+    // a flat enough answer goes through
+    const fine = await postJson(gw.url('/deep/mcp'), { jsonrpc: '2.0', id: 14, method: 'tools/call', params: { name: 'deep', arguments: { depth: 3 } } });
+    expect(fine.json).to.deep.equal({ jsonrpc: '2.0', id: 14, result: { content: [{ type: 'text', text: 'deep' }], structuredContent: { x: [[[]]] } } });
   });
 });
