@@ -20,7 +20,7 @@ export interface CallSink {
   /** Optional, with takeServerRequest: whether this call's client could answer the request at all */
   canAnswer?(message: JsonObject): boolean;
   /**
-   * Optional: the call was refused before it reached a server (every process busy): answer `message` with
+   * Optional: the call was refused before it reached a server (every process busy, a message too deeply nested to send): answer `message` with
    * this HTTP status and headers where the transport can, else as `response`
    */
   refused?(message: JsonObject, status: number, headers: Record<string, string>): void;

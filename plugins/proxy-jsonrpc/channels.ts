@@ -1,6 +1,6 @@
 import { errors, type ChannelBroker, type ClientChannel, type Identity, type JsonObject } from '../../core/index.js';
 import type { Dispatcher } from './dispatcher.js';
-import { errorResponse, idOf, INVALID_REQUEST, kindOf, messageProblem, REQUEST_CANCELLED, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { errorResponse, idOf, initializeProblem, INVALID_PARAMS, INVALID_REQUEST, kindOf, messageProblem, REQUEST_CANCELLED, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import type { CallSink } from './call-sink.js';
 import { clientAddress } from './session-limits.js';
 import type { Session } from './sessions.js';
@@ -59,6 +59,11 @@ export class Channels implements ChannelBroker {
           return;
         }
         if (kind === 'request' && message.method === 'initialize') {
+          const problem = initializeProblem(message);
+          if (problem !== undefined) {
+            onMessage(errorResponse(message.id, INVALID_PARAMS, problem));
+            return;
+          }
           dispatcher.initialize(server, identity, message, (m) => onMessage(m), clientAddress(address), seat).then(
             (opened) => {
               if (closed) {

@@ -5,6 +5,7 @@ import { PROXY_DEFAULTS } from './defaults.js';
 import { Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
 import { ModernEndpoint } from './modern-endpoint.js';
+import { EXCLUSIVE_WAIT_MS, ExclusiveCalls } from './exclusive-calls.js';
 import { MrtrBridge } from './mrtr-bridge.js';
 import { RetryForwarder } from './replica-forward.js';
 import { Subscriptions } from './subscriptions.js';
@@ -65,6 +66,7 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
     // registered after transport-sse so that its preClose (last in, first out) drains calls before streams end
     after: ['transport-sse'],
     register(api) {
+      const callTimeoutMs = options.callTimeoutMs ?? PROXY_DEFAULTS.callTimeoutMs;
       const dispatcher = new Dispatcher(
         api.servers,
         api.transports,
@@ -104,8 +106,11 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
       const modern = new ModernEndpoint(dispatcher, streams, bridge, subscriptions, {
         cacheTtlMs: options.cacheTtlMs ?? 0,
         handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
-        callTimeoutMs: options.callTimeoutMs ?? 60_000,
-      }, undefined, forwarder);
+      }, new ExclusiveCalls(dispatcher.pool, {
+        processes: 4,
+        waitMs: Math.min(EXCLUSIVE_WAIT_MS, callTimeoutMs),
+        callTimeoutMs,
+      }, api.log), forwarder);
       const endpoint = new StreamableHttpEndpoint(dispatcher, streams, modern);
       const tools = new ToolRoutes(channels);
 

@@ -20,6 +20,19 @@ export const REQUEST_TIMEOUT = -32001;
 
 export type JsonRpcId = string | number | null;
 
+/**
+ * -32600 for a message nested too deeply to forward: JSON.stringify recurses, and a few thousand levels of
+ * arrays or objects exhaust the stack (JSON.parse does not: such a body parses, then cannot be sent on).
+ */
+export const isNestedTooDeeply = (err: unknown): boolean => err instanceof RangeError && err.message.includes('call stack');
+
+/** What a client gets instead of a server's answer nested too deeply to serialize (see NESTED_TOO_DEEPLY). */
+export function answerNestedTooDeeply(answer: JsonObject): JsonObject {
+  return errorResponse(answer.id, INTERNAL_ERROR, 'Internal error: the server\'s answer nests arrays or objects too deeply for the gateway to forward it (serializing it ran out of stack, at a few thousand levels): the server must return flatter results');
+}
+
+export const NESTED_TOO_DEEPLY = 'Invalid Request: the message nests arrays or objects too deeply for the gateway to forward it (serializing it ran out of stack, at a few thousand levels; MCP messages need a few dozen): flatten its arguments, or send deeply nested data as a JSON string';
+
 export function errorResponse(id: unknown, code: number, message: string, data?: unknown): JsonObject {
   const error: JsonObject = { code, message };
   if (data !== undefined) error.data = data;
@@ -86,6 +99,21 @@ export function messageProblem(message: unknown): { code: number; message: strin
     if (extra !== undefined) return { code: INVALID_REQUEST, message: `Invalid Request: unexpected member ${JSON.stringify(extra)}; a JSON-RPC response has only "jsonrpc", "id" and "result" or "error"` };
   }
   return { code: INVALID_REQUEST, message: `Invalid Request: ${shape}` };
+}
+
+/**
+ * Why an initialize request cannot open a session (the JSON-RPC -32602 message), or undefined: its params
+ * need protocolVersion, capabilities and clientInfo (schema: InitializeRequestParams), else the version
+ * negotiated and the capabilities the server is told would be guesses.
+ */
+export function initializeProblem(message: JsonObject): string | undefined {
+  const params = isObject(message.params) ? message.params : {};
+  const wrong: string[] = [];
+  if (typeof params.protocolVersion !== 'string') wrong.push('"protocolVersion"');
+  if (!isObject(params.capabilities)) wrong.push('"capabilities"');
+  if (!isObject(params.clientInfo)) wrong.push('"clientInfo"');
+  if (wrong.length === 0) return undefined;
+  return `Invalid params: initialize is missing ${wrong.join(', ')} (or it is not the right type); the MCP spec requires all three: "protocolVersion" (a string such as "${LATEST_VERSION}"), "capabilities" (an object, {} for none) and "clientInfo" ({"name": …, "version": …})`;
 }
 
 /** The id to answer an invalid message with: its own when that is a valid id, else null. */

@@ -9,7 +9,7 @@ import {
 } from '../../core/index.js';
 import { withTimeout, type Dispatcher } from './dispatcher.js';
 import { InstancePool } from './instance-pool.js';
-import { errorResponse, idOf, INVALID_REQUEST, isObject, kindOf, messageProblem, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
+import { answerNestedTooDeeply, errorResponse, idOf, INVALID_REQUEST, isNestedTooDeeply, isObject, kindOf, messageProblem, METHOD_NOT_FOUND, SERVER_UNAVAILABLE } from './jsonrpc.js';
 import {
   ALL_VERSIONS,
   decorateResult,
@@ -28,8 +28,6 @@ export interface ModernOptions {
   /** `ttlMs` on cacheable results of servers without auth (servers with auth: 0 and "private") */
   readonly cacheTtlMs: number;
   readonly handshakeTimeoutMs: number;
-  /** how long a call that may cause server requests waits for a free process of its own, ms */
-  readonly callTimeoutMs?: number;
 }
 
 /** One HTTP request of a modern call: JSON, or an SSE stream once something comes before the answer. */
@@ -74,14 +72,21 @@ class HttpTarget implements ModernTarget {
   finish(message: JsonObject): void {
     if (this.done) return;
     this.done = true;
-    if (this.stream || (!this.json && this.openStream())) {
-      this.stream!.send(JSON.stringify(message), 'message');
-      this.stream!.close();
-      return;
+    try {
+      if (this.stream || (!this.json && this.openStream())) {
+        this.stream!.send(JSON.stringify(message), 'message');
+        this.stream!.close();
+        return;
+      }
+      // spec: a method the server does not implement is 404 with the JSON-RPC error
+      const notFound = isObject(message.error) && message.error.code === METHOD_NOT_FOUND;
+      sendJson(this.ctx.res, notFound ? 404 : 200, message);
+    } catch (err) {
+      // serializing threw before anything was written: the client still gets an answer
+      if (!isNestedTooDeeply(err)) throw err;
+      this.done = false;
+      this.finish(answerNestedTooDeeply(message));
     }
-    // spec: a method the server does not implement is 404 with the JSON-RPC error
-    const notFound = isObject(message.error) && message.error.code === METHOD_NOT_FOUND;
-    sendJson(this.ctx.res, notFound ? 404 : 200, message);
   }
 }
 
@@ -98,7 +103,8 @@ export class ModernEndpoint {
     private readonly bridge: MrtrBridge,
     private readonly subscriptions: Subscriptions,
     private readonly options: ModernOptions,
-    private readonly exclusive: ExclusiveCalls = new ExclusiveCalls(dispatcher.pool, { processes: 4, waitMs: options.callTimeoutMs ?? 60_000 }),
+    /** the processes that serve requests which may cause server requests (exclusive-calls.ts) */
+    private readonly exclusive: ExclusiveCalls,
     /** sends a retry whose call another replica holds to that replica (replica-forward.ts) */
     private readonly forwarder?: RetryForwarder,
   ) {}

@@ -56,12 +56,24 @@ export interface BridgeOptions {
 
 const digest = (v: string): string => createHash('sha256').update(v).digest('base64url').slice(0, 22);
 
-/** JSON with object keys sorted at every level, so equal params give equal text whatever their key order. */
+/**
+ * JSON with object keys sorted at every level, so equal params give equal text whatever their key order.
+ * One stack frame per level (no map/join callbacks), so it nests at least as deep as JSON.stringify,
+ * which refuses a message before it reaches a server (NESTED_TOO_DEEPLY).
+ */
 function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i > 0 ? ',' : '') + canonicalJson(value[i]);
+    return `${out}]`;
+  }
   if (isObject(value)) {
-    const keys = Object.keys(value).filter((k) => value[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+    let out = '{';
+    for (const k of Object.keys(value).sort()) {
+      if (value[k] === undefined) continue;
+      out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${canonicalJson(value[k])}`;
+    }
+    return `${out}}`;
   }
   return JSON.stringify(value) ?? 'null';
 }

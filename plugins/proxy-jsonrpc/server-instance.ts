@@ -1,8 +1,11 @@
 import type { EventBus, JsonObject, Logger, Upstream, UpstreamStatus } from '../../core/index.js';
 import {
   errorResponse,
+  INVALID_REQUEST,
+  isNestedTooDeeply,
   isObject,
   LATEST_VERSION,
+  NESTED_TOO_DEEPLY,
   REQUEST_TIMEOUT,
   SERVER_UNAVAILABLE,
 } from './jsonrpc.js';
@@ -226,7 +229,8 @@ export class ServerInstance {
     try {
       this.options.upstream.send(message);
     } catch (err) {
-      this.settle(id, (clientId) => errorResponse(clientId, SERVER_UNAVAILABLE, (err as Error).message));
+      const deep = isNestedTooDeeply(err);
+      this.settle(id, (clientId) => (deep ? errorResponse(clientId, INVALID_REQUEST, NESTED_TOO_DEEPLY) : errorResponse(clientId, SERVER_UNAVAILABLE, (err as Error).message)), deep ? 400 : undefined);
     }
   }
 
@@ -410,12 +414,14 @@ export class ServerInstance {
     this.queue = [];
   }
 
-  private settle(id: number, make: (clientId: unknown) => JsonObject): void {
+  /** Ends a call with the gateway's answer; `refusedStatus`: it never reached the server, answer with this HTTP status where the sink can. */
+  private settle(id: number, make: (clientId: unknown) => JsonObject, refusedStatus?: number): void {
     const call = this.pending.get(id);
     if (!call) return;
     this.pending.delete(id);
     if (call.started >= 0) this.completed(call, false);
-    deliver(call.sink, make(call.clientId), this.options.log);
+    if (refusedStatus !== undefined && call.sink.refused) call.sink.refused(make(call.clientId), refusedStatus, {});
+    else deliver(call.sink, make(call.clientId), this.options.log);
   }
 
   private onServerMessage(message: JsonObject): void {

@@ -1,5 +1,4 @@
 import {
-
   principalOf,
   jsonText,
   sendJson,
@@ -11,10 +10,14 @@ import {
 } from '../../core/index.js';
 import type { Dispatcher } from './dispatcher.js';
 import {
+  answerNestedTooDeeply,
   BATCH_VERSION,
   errorResponse,
+  INVALID_PARAMS,
   INVALID_REQUEST,
   idOf,
+  initializeProblem,
+  isNestedTooDeeply,
   kindOf,
   messageProblem,
   PARSE_ERROR,
@@ -66,15 +69,22 @@ class HttpCallSink implements CallSink {
   response(message: JsonObject): void {
     if (this.done) return;
     this.done = true;
-    if (!this.stream && this.accept.json) {
-      sendJson(this.ctx.res, 200, message, this.headers);
-      return;
-    }
-    if (this.openStream()) {
-      this.stream!.send(jsonText(message), 'message');
-      this.stream!.close();
-    } else {
-      sendJson(this.ctx.res, 200, message, this.headers);
+    try {
+      if (!this.stream && this.accept.json) {
+        sendJson(this.ctx.res, 200, message, this.headers);
+        return;
+      }
+      if (this.openStream()) {
+        this.stream!.send(jsonText(message), 'message');
+        this.stream!.close();
+      } else {
+        sendJson(this.ctx.res, 200, message, this.headers);
+      }
+    } catch (err) {
+      // serializing threw before anything was written: the client still gets an answer
+      if (!isNestedTooDeeply(err)) throw err;
+      this.done = false;
+      this.response(answerNestedTooDeeply(message));
     }
   }
 
@@ -233,6 +243,10 @@ export class StreamableHttpEndpoint {
     }
     const request = message as JsonObject;
     if (request.method === 'initialize') {
+      if (session) {
+        sendJson(res, 400, errorResponse(request.id, INVALID_REQUEST, 'Invalid Request: this session (Mcp-Session-Id) is already initialized; to start a new session, send initialize without the Mcp-Session-Id header'));
+        return;
+      }
       await this.initialize(ctx, server, request, accept);
       return;
     }
@@ -250,6 +264,11 @@ export class StreamableHttpEndpoint {
   }
 
   private async initialize(ctx: RequestContext, server: ServerDefinition, request: JsonObject, accept: Accepts): Promise<void> {
+    const problem = initializeProblem(request);
+    if (problem !== undefined) {
+      sendJson(ctx.res, 400, errorResponse(request.id, INVALID_PARAMS, problem));
+      return;
+    }
     let opened: Awaited<ReturnType<Dispatcher['initialize']>>;
     try {
       opened = await this.dispatcher.initialize(server, ctx.identity, request, undefined, clientAddress(ctx.req.socket.remoteAddress));

@@ -65,6 +65,41 @@ describe('proxy-jsonrpc over raw HTTP', () => {
       expect((res.json as { result: { serverInfo: { name: string } } }).result.serverInfo.name).to.equal('proxy-mini');
     });
 
+    it('refuses initialize inside a live session with 400 -32600, and the session keeps working', async () => {
+      const session = await initialize();
+      const sessions = async (): Promise<number> => ((await (await fetch(gw.url('/health'))).json()) as { servers: { mini: { sessions: number } } }).servers.mini.sessions;
+      const before = await sessions();
+      const again = await postJson(gw.url('/mini/mcp'), { jsonrpc: '2.0', id: 7, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }, { 'mcp-session-id': session });
+      expect(again.status).to.equal(400);
+      expect(again.headers.get('mcp-session-id')).to.equal(null);
+      expect(again.json).to.deep.equal({
+        jsonrpc: '2.0',
+        id: 7,
+        error: { code: -32600, message: 'Invalid Request: this session (Mcp-Session-Id) is already initialized; to start a new session, send initialize without the Mcp-Session-Id header' },
+      });
+      expect(await sessions()).to.equal(before);
+      const call = await postJson(gw.url('/mini/mcp'), echo(8, 'still mine'), { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' });
+      expect(call.json).to.deep.equal({ jsonrpc: '2.0', id: 8, result: { content: [{ type: 'text', text: 'still mine' }] } });
+    });
+
+    it('refuses initialize without protocolVersion, capabilities or clientInfo with 400 -32602 naming what is missing, opening no session', async () => {
+      const required = '(or it is not the right type); the MCP spec requires all three: "protocolVersion" (a string such as "2025-11-25"), "capabilities" (an object, {} for none) and "clientInfo" ({"name": …, "version": …})';
+      const bare = await postJson(gw.url('/mini/mcp'), { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+      expect(bare.status).to.equal(400);
+      expect(bare.headers.get('mcp-session-id')).to.equal(null);
+      expect(bare.json).to.deep.equal({
+        jsonrpc: '2.0',
+        id: 1,
+        error: { code: -32602, message: `Invalid params: initialize is missing "protocolVersion", "capabilities", "clientInfo" ${required}` },
+      });
+      const noVersion = await postJson(gw.url('/mini/mcp'), { jsonrpc: '2.0', id: 2, method: 'initialize', params: { protocolVersion: 20251125, capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+      expect(noVersion.status).to.equal(400);
+      expect((noVersion.json as { error: { message: string } }).error.message).to.equal(`Invalid params: initialize is missing "protocolVersion" ${required}`);
+      const noParams = await postJson(gw.url('/mini/mcp'), { jsonrpc: '2.0', id: 3, method: 'initialize' });
+      expect(noParams.status).to.equal(400);
+      expect((noParams.json as { error: { code: number } }).error.code).to.equal(-32602);
+    });
+
     it('answers a notification and a stray response with 202', async () => {
       const session = await initialize();
       const n = await postJson(gw.url('/mini/mcp'), { jsonrpc: '2.0', method: 'notifications/initialized' }, { 'mcp-session-id': session });

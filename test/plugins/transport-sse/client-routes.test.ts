@@ -195,6 +195,26 @@ describe('transport-sse toward clients, through the proxy', function () {
       expect(gone).to.equal(404);
     });
 
+    it('answers an initialize without protocolVersion with -32602 on the stream, opening no session', async () => {
+      const stream = await openSse(port, '/everything/sse');
+      await waitFor(() => stream.events.length >= 1, 5000, 'the endpoint event');
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+      const accepted = await request(port, { method: 'POST', path: stream.events[0]!.data, headers: { 'content-type': 'application/json' }, body });
+      expect(accepted.status).to.equal(202);
+      await waitFor(() => stream.events.length >= 2, 5000, 'the answer to initialize');
+      expect(jsonOf(stream.events[1]!.data)).to.deep.equal({
+        jsonrpc: '2.0',
+        id: 1,
+        error: { code: -32602, message: 'Invalid params: initialize is missing "protocolVersion" (or it is not the right type); the MCP spec requires all three: "protocolVersion" (a string such as "2025-11-25"), "capabilities" (an object, {} for none) and "clientInfo" ({"name": …, "version": …})' },
+      });
+      // still no session: a call is refused as before initialize
+      const call = await request(port, { method: 'POST', path: stream.events[0]!.data, headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' });
+      expect(call.status).to.equal(202);
+      await waitFor(() => stream.events.length >= 3, 5000, 'the answer to tools/list');
+      expect((jsonOf(stream.events[2]!.data).error as JsonObject).code).to.equal(-32600);
+      stream.close();
+    });
+
     it('answers HEAD with the stream head, without opening a session', async () => {
       const res = await request(port, { method: 'HEAD', path: '/everything/sse' });
       expect(res.status).to.equal(200);
