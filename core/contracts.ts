@@ -123,7 +123,10 @@ export interface UpstreamListener {
 /** A message channel to one server instance (a child process, a remote URL). */
 export interface Upstream {
   readonly status: UpstreamStatus;
-  /** starts it; resolves once the first `up` was emitted, rejects if it cannot start */
+  /**
+   * starts it; resolves once the first `up` was emitted, or once a failed start was reported as
+   * `down(error, true)` (the transport tries again by itself); rejects if it cannot start and will not retry
+   */
   start(listener: UpstreamListener): Promise<void>;
   /** sends one message (an object, or its JSON text without a newline) */
   send(message: JsonObject | string): void;
