@@ -284,6 +284,8 @@ export interface GatewayEvents {
   'upstream.crashed': { server: string; wasUp: boolean; willRetry: boolean };
   /** the gateway stopped a server instance (idle, evicted, gateway stopping) */
   'upstream.stopped': { server: string; wasUp: boolean };
+  /** a server's state changed while its upstream stayed up (a group whose required member went or came back) */
+  'server.changed': { server: string };
   /** a call the gateway sent to a server was settled: `ok` is false for JSON-RPC errors, timeouts and failures */
   'call.completed': { server: string; ms: number; ok: boolean };
   /** a login callback ended */

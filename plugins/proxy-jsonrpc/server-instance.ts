@@ -112,7 +112,8 @@ export class ServerInstance {
     let state = s.state;
     if (this.state === 'failed' || this.state === 'stopped') state = this.state;
     else if (this.state !== 'ready' && s.state === 'up') state = 'starting';
-    return { ...s, state, lastError: this.latestError(), inFlight: this.pending.size, ready: this.state === 'ready' };
+    // ready: the handshake is done and the upstream takes calls (a fail-closed group may refuse them while up)
+    return { ...s, state, lastError: this.latestError(), inFlight: this.pending.size, ready: this.state === 'ready' && s.state === 'up' };
   }
 
   /** Failed, and its transport keeps trying: it comes back by itself, so it is kept rather than replaced. */
