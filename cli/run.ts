@@ -27,6 +27,8 @@ import { parseLimits, type GivenLimits } from './limits.js';
 export interface RunOptions {
   /** `author/pkg@version`, `author/pkg`, `all`, or a path to a metadata.json */
   target?: string;
+  /** words given after the package: refused (one package, or --file) */
+  extraArgs?: string[];
   /** a config file in the mcpServers shape */
   file?: string;
   startServer: boolean;
@@ -86,8 +88,13 @@ function checkStateStore(value: string, where: string): string | undefined {
 }
 
 function checkOptions(options: RunOptions): void {
-  if (options.target !== undefined && options.file !== undefined) {
-    throw new UsageError(`give either a package (${options.target}) or --file (${options.file}), not both`);
+  if (options.file === '') throw new UsageError('--file needs a path: --file config.json');
+  const given = options.target !== undefined ? [options.target, ...(options.extraArgs ?? [])] : [];
+  if (given.length > 0 && options.file !== undefined) {
+    throw new UsageError(`give either a package (${given.join(' ')}) or --file (${options.file}), not both`);
+  }
+  if (given.length > 1) {
+    throw new UsageError(`give one package to run, not ${given.length} (${given.join(' ')}): "all" serves every installed package`);
   }
   if (options.target === undefined && options.file === undefined) {
     throw new UsageError('say what to run: a package such as author/pkg@1.0.0, "all", a path to a metadata.json, or --file config.json');
