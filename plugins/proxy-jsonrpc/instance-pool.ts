@@ -107,7 +107,9 @@ export class InstancePool {
       this.perServer.set(group, set);
       this.ensureIdleSweep();
     }
-    instance.start().catch((err: Error) => log.error({ error: err.message }, 'server did not start'));
+    // the one error line of a failed start (the proxy's start-up summary leaves failed servers to it)
+    instance.start().catch((err: Error) =>
+      log.error({ error: err.message }, instance.recovering ? 'server is not ready; the gateway serves the others and keeps trying' : 'server did not start'));
     return instance;
   }
 

@@ -90,6 +90,8 @@ export class ServerInstance {
   /** the transport said it would try again after its last failure */
   private willRetry = false;
   private readonly silence = new SilenceWatch();
+  /** start()'s promise has not settled: its caller reports a failure (the pool logs it once) */
+  private startPending = false;
 
   constructor(private readonly options: InstanceOptions) {
     this.initiated = new ServerInitiated({
@@ -123,6 +125,8 @@ export class ServerInstance {
 
   start(): Promise<void> {
     const done = this.whenReady();
+    this.startPending = true;
+    done.then(() => (this.startPending = false), () => (this.startPending = false));
     this.options.upstream
       .start({
         message: (m) => this.onServerMessage(m),
@@ -309,7 +313,7 @@ export class ServerInstance {
     this.handshakeFailures++;
     const wait = Math.min(HANDSHAKE_RETRY_MAX_MS, HANDSHAKE_RETRY_BASE_MS * 2 ** (this.handshakeFailures - 1));
     this.lastError = `Server "${this.options.name}" ${what}; trying again in ${formatMs(wait)} (${advice})`;
-    this.options.log.error({ server: this.options.name, failures: this.handshakeFailures, inMs: wait }, this.lastError);
+    this.options.log[this.startPending ? 'debug' : 'error']({ server: this.options.name, failures: this.handshakeFailures, inMs: wait }, this.lastError);
     if (this.state !== 'failed') this.failedAt = Date.now();
     this.state = 'failed';
     this.willRetry = true;

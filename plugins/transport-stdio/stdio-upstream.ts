@@ -349,8 +349,12 @@ export class StdioUpstream implements Upstream {
     const reason = `${this.startReason(err)}; trying again in ${formatMs(wait)} (it starts by itself once it can)`;
     delete this.statusValue.pid;
     this.statusValue.lastError = reason;
+    const wasFailed = this.statusValue.state === 'failed';
     this.setState('failed');
-    this.log.info({ failedStarts: this.failedStarts, inMs: wait, error: reason }, 'the server could not be started; trying again');
+    // the first failure at start is reported by whoever started it (the proxy logs it once); a server that
+    // ran before and cannot be started again is news here; later tries are the retry, logged as such
+    const level = !this.everUp && this.failedStarts === 1 ? 'debug' : wasFailed ? 'info' : 'warn';
+    this.log[level]({ failedStarts: this.failedStarts, inMs: wait, error: reason }, 'the server could not be started; trying again');
     this.notifyDown(this.unavailable(reason), true);
     this.restartTimer = setTimeout(() => void this.respawn(), wait);
   }

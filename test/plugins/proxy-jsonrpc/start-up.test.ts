@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { proxyJsonRpc, transportSse, transportStdio } from '../../../index.js';
 import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { fixture, repoRoot } from '../../helpers/paths.js';
@@ -154,9 +155,20 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
     it('is failed with why, keeps being tried on the backoff, and comes up by itself once the command exists', async () => {
       const dir = join(folder, 'retried');
       mkdirSync(dir);
+      const logged: { level: number; msg: string; server?: string; error?: string }[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const line of chunk.toString('utf8').split('\n')) if (line.startsWith('{')) logged.push(JSON.parse(line) as (typeof logged)[number]);
+          done();
+        },
+      });
       const gw = await startGateway(
         { later: { command: './later.sh', cwd: dir }, mini: mini() },
-        { plugins: [transportStdio({ restartBaseMs: 20, restartMaxMs: 200 }), proxyJsonRpc(), transportSse()], waitForServers: false },
+        {
+          plugins: [transportStdio({ restartBaseMs: 20, restartMaxMs: 200 }), proxyJsonRpc(), transportSse()],
+          waitForServers: false,
+          kernel: { logger: undefined, logLevel: 'info', logDestination: sink },
+        },
       );
       try {
         await until(async () => (await health(gw)).servers.later!.state === 'failed', 10_000, 'later to be failed');
@@ -168,6 +180,11 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
         expect(answer.error!.message.startsWith(`Server "later" is unavailable: ${notFound(repoRoot)}`)).to.equal(true, answer.error!.message);
         // it is tried again: the delay doubles from 20 ms up to the 200 ms cap
         await until(async () => /trying again in 200 ms/.test((await health(gw)).servers.later!.lastError ?? ''), 10_000, 'the capped delay');
+        // said once at error level, and each try again at info
+        const errors = logged.filter((l) => l.level >= 50);
+        expect(errors.map((l) => [l.server, l.msg])).to.deep.equal([['later', 'server is not ready; the gateway serves the others and keeps trying']]);
+        expect(errors[0]!.error!.startsWith(`Server "later" is unavailable: ${notFound(repoRoot)}`)).to.equal(true, errors[0]!.error);
+        expect(logged.filter((l) => l.level === 30 && l.msg === 'the server could not be started; trying again').length).to.be.at.least(3);
         install(dir);
         await until(async () => (await health(gw)).servers.later!.ready, 10_000, 'later to come up by itself');
         const back = await health(gw);
