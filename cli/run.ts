@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
+  checkInheritEnv,
   sharedStoreKeyMissing,
   TokenSeal,
   drainStderr,
@@ -148,6 +149,8 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   if (servers.length === 0) {
     throw new UsageError(`nothing to serve: ${sources.map((s) => s.file).join(', ')} ${sources.length === 1 ? 'has' : 'have'} no servers in "mcpServers"`);
   }
+  // before the kernel's own checks, as the start always did: this names the variable across servers
+  checkInheritEnv(servers);
   servers.push(...groupServers(groupSources, servers));
   const plugins: Plugin[] = [];
   const seen = new Set<string>();
