@@ -18,6 +18,20 @@ async function health(gw: TestGateway): Promise<Health> {
   return (await (await fetch(gw.url('/health'))).json()) as Health;
 }
 
+type LogLine = { level: number; msg: string; server?: string; error?: string; failures?: number };
+
+/** A log destination whose JSON lines land in `logged`. */
+function logSink(): { sink: Writable; logged: LogLine[] } {
+  const logged: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.startsWith('{')) logged.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  return { sink, logged };
+}
+
 async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
@@ -155,13 +169,7 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
     it('is failed with why, keeps being tried on the backoff, and comes up by itself once the command exists', async () => {
       const dir = join(folder, 'retried');
       mkdirSync(dir);
-      const logged: { level: number; msg: string; server?: string; error?: string }[] = [];
-      const sink = new Writable({
-        write(chunk: Buffer, _enc, done) {
-          for (const line of chunk.toString('utf8').split('\n')) if (line.startsWith('{')) logged.push(JSON.parse(line) as (typeof logged)[number]);
-          done();
-        },
-      });
+      const { sink, logged } = logSink();
       const gw = await startGateway(
         { later: { command: './later.sh', cwd: dir }, mini: mini() },
         {
@@ -232,12 +240,17 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
 
     it('marks a stdio server that does not answer initialize failed, answers calls with why at once, and makes it up once it answers', async () => {
       const wake = join(folder, 'wake-mute');
+      const { sink, logged } = logSink();
       const gw = await startGateway(
         { mute: { command: node, args: [fixture('start-sleeper.mjs')], env: { WAKE_FILE: wake, SLEEP_MS: '600000' } }, mini: mini() },
-        { proxy: { handshakeTimeoutMs: 1000 }, waitForServers: false },
+        { proxy: { handshakeTimeoutMs: 1000 }, waitForServers: false, kernel: { logger: undefined, logLevel: 'info', logDestination: sink } },
       );
       try {
         const h = await failedIn(gw, 'mute');
+        // the first failed handshake is said once at error level, by the pool that started it (later retries log their own)
+        const first = logged.filter((l) => l.level >= 50 && l.failures !== 2 && l.failures !== 3);
+        expect(first.map((l) => l.msg)).to.deep.equal(['server is not ready; the gateway serves the others and keeps trying']);
+        expect(first[0]!.error).to.match(/^Server "mute" did not answer the gateway's initialize within 1000 ms/);
         expect({ status: h.status, failed: h.failed }).to.deep.equal({ status: 'degraded', failed: ['mute'] });
         expect(h.servers.mute!.lastError).to.match(
           /^Server "mute" did not answer the gateway's initialize within 1000 ms; trying again in \d+(\.\d)? s \(check that it is an MCP server and that it starts within handshakeTimeoutMs\)$/,
