@@ -71,6 +71,8 @@ await yargs(hideBin(process.argv))
     'serve MCP servers over HTTP: an installed package (author/pkg@version, author/pkg), "all", or a path to a metadata.json',
     (y) =>
       limitOptions(y)
+        // words after the package are the run command's to refuse (checkOptions), not unknown commands
+        .strictCommands(false)
         .positional('package', { type: 'string', describe: 'author/pkg@version, author/pkg, all, or path/to/metadata.json' })
         .option('file', { type: 'string', describe: 'a config file in the {"mcpServers": {...}} shape' })
         .option('start-server', { type: 'boolean', default: false, describe: 'start the gateway (without it, only validate and show what would be served)' })
@@ -95,7 +97,8 @@ await yargs(hideBin(process.argv))
       // imported here so `list` and usage errors do not load every plugin
       done = import('./run.js').then(({ runCommand }) => runCommand({
         target: argv.package,
-        file: argv.file,
+        extraArgs: argv._.slice(1).map(String),
+        file: last(argv.file),
         startServer: argv['start-server'],
         port: argv.port,
         host: argv.host,
@@ -123,7 +126,7 @@ await yargs(hideBin(process.argv))
   .demandCommand(1, 'give a command: run or list')
   .strictCommands()
   .wrap(Math.min(100, process.stdout.columns || 100))
-  .strict()
+  .strictOptions()
   .version(version())
   .help()
   .fail((message, err) => {

@@ -28,6 +28,8 @@ import { parseLimits, type GivenLimits } from './limits.js';
 export interface RunOptions {
   /** `author/pkg@version`, `author/pkg`, `all`, or a path to a metadata.json */
   target?: string;
+  /** words given after the package: refused (one package, or --file) */
+  extraArgs?: string[];
   /** a config file in the mcpServers shape */
   file?: string;
   startServer: boolean;
@@ -87,8 +89,13 @@ function checkStateStore(value: string, where: string): string | undefined {
 }
 
 function checkOptions(options: RunOptions): void {
-  if (options.target !== undefined && options.file !== undefined) {
-    throw new UsageError(`give either a package (${options.target}) or --file (${options.file}), not both`);
+  if (options.file === '') throw new UsageError('--file needs a path: --file config.json');
+  const given = options.target !== undefined ? [options.target, ...(options.extraArgs ?? [])] : [];
+  if (given.length > 0 && options.file !== undefined) {
+    throw new UsageError(`give either a package (${given.join(' ')}) or --file (${options.file}), not both`);
+  }
+  if (given.length > 1) {
+    throw new UsageError(`give one package to run, not ${given.length} (${given.join(' ')}): "all" serves every installed package`);
   }
   if (options.target === undefined && options.file === undefined) {
     throw new UsageError('say what to run: a package such as author/pkg@1.0.0, "all", a path to a metadata.json, or --file config.json');
@@ -142,7 +149,7 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   if (servers.length === 0) {
     throw new UsageError(`nothing to serve: ${sources.map((s) => s.file).join(', ')} ${sources.length === 1 ? 'has' : 'have'} no servers in "mcpServers"`);
   }
-  // a config error with or without --start-server: the dry run says no more than the start will
+  // before the kernel's own checks, as the start always did: this names the variable across servers
   checkInheritEnv(servers);
   servers.push(...groupServers(groupSources, servers));
   const plugins: Plugin[] = [];
@@ -236,6 +243,28 @@ function handleSignals(kernel: Kernel, started: Promise<unknown>, stopTimeout: n
   process.on('SIGTERM', onSignal);
 }
 
+/** The gateway `run` serves, with its plugins, not started yet: the dry run checks this very kernel. */
+function buildKernel(options: RunOptions, { servers, plugins, stateStore }: Prepared): Kernel {
+  const kernel = createKernel({
+    port: options.port,
+    host: options.host,
+    publicUrl: options.publicUrl,
+    logLevel: options.logLevel,
+    allowedHosts: options.allowedHosts,
+    allowedOrigins: options.allowedOrigins,
+    replicaId: options.replicaId,
+    servers,
+  });
+  // the store first: Redis unreachable stops start-up before any server process starts
+  if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore, replicaUrl: options.replicaUrl }));
+  // third-party plugins next: their transports get the first claim on the entries they know
+  for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys, proxy: parseLimits(options.limits ?? {}) })]) kernel.use(plugin);
+  if (options.metrics) kernel.use(metricsPrometheus());
+  if (options.console !== false) kernel.use(webConsole({ adminToken: options.adminToken }));
+  if (servers.some((s) => describeGroup(s) !== undefined)) kernel.use(groups());
+  return kernel;
+}
+
 /**
  * `fluidmcp run`: reads packages or a config file, loads plugins, and serves every server on one port.
  * Resolves with an exit code when it is done, or never while the gateway serves (signals end it).
@@ -252,29 +281,15 @@ export async function runCommand(options: RunOptions): Promise<number> {
     const keyGiven = (options.tokenKeys ?? []).length > 0 || TokenSeal.parseList(process.env['FMCP_TOKEN_KEYS']).length > 0;
     const missingKey = stateStore !== undefined ? sharedStoreKeyMissing(keyGiven, servers.map((s) => s.entry)) : undefined;
     if (missingKey) throw missingKey;
+    kernel = buildKernel(options, { servers, plugins, stateStore });
     if (!options.startServer) {
+      // the same checks as the start (plugins, transports, auth blocks), without starting anything
+      await kernel.check();
       for (const server of servers) say(`Would add ${server.name} endpoints (${describeServer(server)})`);
       const count = servers.length === 1 ? '1 server' : `${servers.length} servers`;
       say(`Configuration is valid. Not starting the gateway: add --start-server to serve ${count} on port ${options.port}`);
       return EXIT_OK;
     }
-    kernel = createKernel({
-      port: options.port,
-      host: options.host,
-      publicUrl: options.publicUrl,
-      logLevel: options.logLevel,
-      allowedHosts: options.allowedHosts,
-      allowedOrigins: options.allowedOrigins,
-      replicaId: options.replicaId,
-      servers,
-    });
-    // the store first: Redis unreachable stops start-up before any server process starts
-    if (stateStore !== undefined) kernel.use(stateRedis({ url: stateStore, replicaUrl: options.replicaUrl }));
-    // third-party plugins next: their transports get the first claim on the entries they know
-    for (const plugin of [...plugins, ...builtinPlugins({ tokenKeys: options.tokenKeys, proxy: parseLimits(options.limits ?? {}) })]) kernel.use(plugin);
-    if (options.metrics) kernel.use(metricsPrometheus());
-    if (options.console !== false) kernel.use(webConsole({ adminToken: options.adminToken }));
-    if (servers.some((s) => describeGroup(s) !== undefined)) kernel.use(groups());
     const started = kernel.start();
     handleSignals(kernel, started, options.stopTimeout ?? 10_000);
     await started;

@@ -123,7 +123,10 @@ export interface UpstreamListener {
 /** A message channel to one server instance (a child process, a remote URL). */
 export interface Upstream {
   readonly status: UpstreamStatus;
-  /** starts it; resolves once the first `up` was emitted, rejects if it cannot start */
+  /**
+   * starts it; resolves once the first `up` was emitted, or once a failed start was reported as
+   * `down(error, true)` (the transport tries again by itself); rejects if it cannot start and will not retry
+   */
   start(listener: UpstreamListener): Promise<void>;
   /** sends one message (an object, or its JSON text without a newline) */
   send(message: JsonObject | string): void;
@@ -281,6 +284,8 @@ export interface GatewayEvents {
   'upstream.crashed': { server: string; wasUp: boolean; willRetry: boolean };
   /** the gateway stopped a server instance (idle, evicted, gateway stopping) */
   'upstream.stopped': { server: string; wasUp: boolean };
+  /** a server's state changed while its upstream stayed up (a group whose required member went or came back) */
+  'server.changed': { server: string };
   /** a call the gateway sent to a server was settled: `ok` is false for JSON-RPC errors, timeouts and failures */
   'call.completed': { server: string; ms: number; ok: boolean };
   /** a login callback ended */

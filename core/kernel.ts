@@ -193,10 +193,7 @@ export class Kernel {
     if (this.stateValue !== 'idle') throw errors.FMCP_ERR_KERNEL_STATE('start', this.stateValue);
     this.stateValue = 'starting';
     try {
-      for (const plugin of orderPlugins(this.plugins)) {
-        await this.runPluginStep(plugin.name, 'register', () => plugin.register(this.apiFor(plugin.name)));
-      }
-      this.claimServers();
+      await this.registerAndClaim();
       for (const server of this.servers.list()) {
         if (!server.auth) continue;
         const strategy = this.authStrategies.get(server.auth)!;
@@ -215,6 +212,28 @@ export class Kernel {
       await this.stop().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * What start() checks before it starts anything: the plugins register (dependencies, duplicates) and
+   * every server is claimed by a transport and an auth strategy, each validating it. No strategy setup,
+   * no hook, no server process, no port. Throws start()'s error; the kernel is spent after it (stopped).
+   */
+  async check(): Promise<void> {
+    if (this.stateValue !== 'idle') throw errors.FMCP_ERR_KERNEL_STATE('check', this.stateValue);
+    this.stateValue = 'starting';
+    try {
+      await this.registerAndClaim();
+    } finally {
+      this.stateValue = 'stopped';
+    }
+  }
+
+  private async registerAndClaim(): Promise<void> {
+    for (const plugin of orderPlugins(this.plugins)) {
+      await this.runPluginStep(plugin.name, 'register', () => plugin.register(this.apiFor(plugin.name)));
+    }
+    this.claimServers();
   }
 
   /** Stops accepting, lets preClose hooks end streams, closes connections, then onClose hooks (LIFO). */

@@ -179,7 +179,12 @@ export class ConsoleApi {
 }
 
 function upstreamError(server: ServerDefinition, error: JsonObject): FluidError {
-  return errors.FMCP_ERR_UPSTREAM(server.name, `${String(error.message ?? 'error')} (JSON-RPC error ${String(error.code)})`);
+  const said = `${String(error.message ?? 'error')} (JSON-RPC error ${String(error.code)})`;
+  // the gateway's own errors already start with the server's (or group's) name: said once
+  if (said.startsWith(`Server "${server.name}"`) || said.startsWith(`Group "${server.name}"`)) {
+    return new FluidError(errors.FMCP_ERR_UPSTREAM.code, said, errors.FMCP_ERR_UPSTREAM.statusCode);
+  }
+  return errors.FMCP_ERR_UPSTREAM(server.name, said);
 }
 
 function originOf(url: string): string {

@@ -45,7 +45,7 @@ export class LiveFeeds {
   ) {}
 
   start(): void {
-    for (const name of ['upstream.started', 'upstream.ready', 'upstream.crashed', 'upstream.stopped'] as const) {
+    for (const name of ['upstream.started', 'upstream.ready', 'upstream.crashed', 'upstream.stopped', 'server.changed'] as const) {
       this.off.push(this.bus.on(name, (e) => this.serverChanged(e.server)));
     }
     this.off.push(this.bus.on('log.line', (e) => this.logLine(e.line)));

@@ -1,4 +1,4 @@
-import type { ChannelBroker, JsonObject, Logger, ServerCatalog, Upstream, UpstreamListener, UpstreamOptions, UpstreamStatus } from '../../core/index.js';
+import type { ChannelBroker, EventBus, JsonObject, Logger, ServerCatalog, Upstream, UpstreamListener, UpstreamOptions, UpstreamStatus } from '../../core/index.js';
 import type { GroupConfig } from './config.js';
 import { anonymousOr, MemberLink } from './member-link.js';
 import { decodeCursor, encodeCursor, isListMethod, LISTS, memberItems, templatePattern, type ListMethod, type Snapshot } from './merged-lists.js';
@@ -45,7 +45,7 @@ export interface GroupUpstreamContext {
  * URIs and ids between the group and its members.
  */
 export class GroupUpstream implements Upstream {
-  readonly status: UpstreamStatus = { state: 'starting', restarts: 0 };
+  private readonly statusValue: UpstreamStatus = { state: 'starting', restarts: 0 };
   readonly links: MemberLink[];
   readonly groupName: string;
   private listener: UpstreamListener | undefined;
@@ -61,6 +61,9 @@ export class GroupUpstream implements Upstream {
   private templates: { link: MemberLink; pattern: RegExp }[] | undefined;
   private stopped = false;
   private readonly probing = new Set<MemberLink>();
+  private readonly events: EventBus | undefined;
+  /** the state `server.changed` last reported */
+  private reported: UpstreamStatus['state'] = 'starting';
 
   /** what the proxy declared to the group on behalf of its clients: the group declares the same to its members */
   private readonly declared: JsonObject;
@@ -70,10 +73,37 @@ export class GroupUpstream implements Upstream {
     this.config = (options.server.entry as { group: GroupConfig }).group;
     this.log = options.log;
     this.declared = { ...(options.clientCapabilities ?? {}) };
+    this.events = options.events;
     this.links = this.config.members.map((m) => {
       const hasAuth = context.catalog.get(m.server)?.entry.auth !== undefined;
-      return new MemberLink(m, anonymousOr(options.identity, hasAuth), options.log);
+      return new MemberLink(m, anonymousOr(options.identity, hasAuth), options.log, m.required ? () => this.availabilityChanged() : undefined);
     });
+  }
+
+  /**
+   * Up while every required member is up; `failed` (with why, as its calls are told) while one is not: a
+   * fail-closed group refuses every call then, and /health and the console say so.
+   */
+  get status(): UpstreamStatus {
+    const why = this.statusValue.state === 'up' ? this.unavailableReason() : undefined;
+    return why === undefined ? this.statusValue : { ...this.statusValue, state: 'failed', lastError: why };
+  }
+
+  /** Why the group refuses calls: its first required member that is not up; undefined when none. */
+  private unavailableReason(): string | undefined {
+    const missing = this.links.find((l) => l.member.required && l.state !== 'up');
+    return missing && `Group "${this.groupName}" is unavailable: its required member "${missing.name}" is ${missing.describeState()}`;
+  }
+
+  /** A required member's state changed: when that changes the group's own, say so (log, `server.changed`). */
+  private availabilityChanged(): void {
+    if (this.stopped) return;
+    const now = this.status;
+    if (now.state === this.reported) return;
+    this.reported = now.state;
+    if (now.state === 'failed') this.log.warn({ error: now.lastError }, 'the group refuses calls until its required member is up');
+    else this.log.info('the group serves again: its required members are up');
+    this.events?.emit('server.changed', { server: this.groupName });
   }
 
   async start(listener: UpstreamListener): Promise<void> {
@@ -81,8 +111,11 @@ export class GroupUpstream implements Upstream {
     // members that do not answer in time are left out now and join with a list change when they come up
     await Promise.all(this.links.map((link) => within(this.connect(link), this.config.memberTimeoutMs)));
     if (this.stopped) return;
-    this.status.state = 'up';
+    this.statusValue.state = 'up';
+    this.reported = 'up';
     listener.up();
+    // a required member that is not up yet: said now (log, server.changed)
+    this.availabilityChanged();
   }
 
   send(message: JsonObject | string): void {
@@ -100,7 +133,7 @@ export class GroupUpstream implements Upstream {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.status.state = 'stopped';
+    this.statusValue.state = 'stopped';
     for (const out of this.outgoing.values()) if (out.kind === 'internal') out.resolve({ error: { message: 'the group stopped' } });
     this.outgoing.clear();
     for (const link of this.links) link.close();
@@ -108,18 +141,18 @@ export class GroupUpstream implements Upstream {
   }
 
   /** An upstream event of a member server (from the kernel's event bus). */
-  memberEvent(server: string, what: 'started' | 'crashed', willRetry = true): void {
+  memberEvent(server: string, what: 'ready' | 'crashed', willRetry = true): void {
     if (this.stopped) return;
     for (const link of this.links) {
       if (link.name !== server) continue;
       this.log.debug({ member: server, event: what, willRetry, state: link.state, initialized: link.initialized, initPending: link.initPending }, 'group member event');
       if (what === 'crashed') {
         const was = link.state;
-        link.state = willRetry ? 'down' : 'failed';
         link.lastError = willRetry ? 'it crashed' : 'it kept crashing';
+        link.state = willRetry ? 'down' : 'failed';
         if (was === 'up') this.membersChanged();
       } else if (link.initialized) {
-        // its process is back: once it answers (after the proxy redid its handshake) its names come back
+        // it is back and answered the proxy's handshake: once it answers a ping its names come back
         if (link.state !== 'up') void this.probe(link);
       } else if (!link.initPending) {
         void this.connect(link);
@@ -140,7 +173,7 @@ export class GroupUpstream implements Upstream {
         this.log.debug({ member: link.name, was, now: link.state }, 'group member handshake done');
         const again = link.startedDuringInit;
         link.startedDuringInit = false;
-        if (was !== 'up' && link.state === 'up' && this.status.state === 'up') this.membersChanged();
+        if (was !== 'up' && link.state === 'up' && this.statusValue.state === 'up') this.membersChanged();
         else if (link.state !== 'up' && again && !this.stopped) void this.connect(link);
       },
       (err: Error) => {
@@ -164,7 +197,7 @@ export class GroupUpstream implements Upstream {
   /** A member joined or left: merged lists are stale, and the group's clients are told. */
   private membersChanged(): void {
     this.invalidate();
-    if (this.status.state !== 'up') return;
+    if (this.statusValue.state !== 'up') return;
     for (const list of ['tools', 'prompts', 'resources']) this.emit({ jsonrpc: '2.0', method: `notifications/${list}/list_changed` });
   }
 
@@ -241,8 +274,8 @@ export class GroupUpstream implements Upstream {
       if (!link.initialized && !link.initPending && link.state !== 'up') void this.connect(link);
       else if (link.initialized && link.state === 'failed') void this.probe(link);
     }
-    const missing = this.links.find((l) => l.member.required && l.state !== 'up');
-    if (missing) throw new GroupError(SERVER_UNAVAILABLE, `Group "${this.groupName}" is unavailable: its required member "${missing.name}" is ${missing.describeState()}`);
+    const unavailable = this.unavailableReason();
+    if (unavailable !== undefined) throw new GroupError(SERVER_UNAVAILABLE, unavailable);
     if (isListMethod(method)) return this.listPage(method, params.cursor);
     if (method === 'logging/setLevel') {
       await Promise.all(this.links.filter((l) => l.state === 'up').map((l) => this.ask(l, method, params)));

@@ -45,8 +45,10 @@ export function groups(): Plugin {
         },
       };
       api.transports.register('group', factory);
-      api.events.on('upstream.started', ({ server }) => {
-        for (const upstream of live) upstream.memberEvent(server, 'started');
+      // once a member answered the gateway's handshake (after each start): before that, a member the
+      // proxy counts as failed while it retries it would refuse the group's initialize
+      api.events.on('upstream.ready', ({ server }) => {
+        for (const upstream of live) upstream.memberEvent(server, 'ready');
       });
       api.events.on('upstream.crashed', ({ server, willRetry }) => {
         for (const upstream of live) upstream.memberEvent(server, 'crashed', willRetry);

@@ -11,7 +11,7 @@ const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !==
  * CHANNELS), the member's state, and the filter of its tools.
  */
 export class MemberLink {
-  state: MemberState = 'starting';
+  private stateValue: MemberState = 'starting';
   channel: ClientChannel | undefined;
   /** the member's answer to this link's initialize */
   initResult: JsonObject | undefined;
@@ -29,10 +29,22 @@ export class MemberLink {
     /** who calls the member: the group's caller for members with auth, anonymous otherwise */
     readonly identity: Identity,
     private readonly log: Logger,
+    /** told after each change of `state` */
+    private readonly changed: () => void = () => undefined,
   ) {
     const allow = member.allow ? globMatcher(member.allow) : undefined;
     const deny = member.deny ? globMatcher(member.deny) : undefined;
     this.allowed = (name) => (allow ? allow(name) : true) && !(deny?.(name) ?? false);
+  }
+
+  get state(): MemberState {
+    return this.stateValue;
+  }
+
+  set state(state: MemberState) {
+    if (state === this.stateValue) return;
+    this.stateValue = state;
+    this.changed();
   }
 
   get name(): string {
@@ -110,8 +122,8 @@ export class MemberLink {
     if (this.channel !== channel) return;
     this.channel = undefined;
     this.initResult = undefined;
-    if (this.state === 'up') this.state = 'down';
     this.lastError = 'an operator stopped its process, which ended its session';
+    if (this.state === 'up') this.state = 'down';
   }
 }
 

@@ -81,7 +81,8 @@ function instanceId(server: ServerDefinition, key: string): string {
 
 function describe(server: ServerDefinition, key: string, instance: ServerInstance): InstanceActivity {
   const status = instance.status();
-  const state = instance.state === 'ready' ? 'up' : instance.state;
+  // ready, unless its upstream says otherwise (a fail-closed group whose required member is not up)
+  const state = instance.state === 'ready' ? status.state : instance.state;
   return {
     id: instanceId(server, key),
     state,

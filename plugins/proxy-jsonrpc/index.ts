@@ -138,7 +138,8 @@ export function proxyJsonRpc(options: ProxyOptions = {}): Plugin {
           if (server.auth || server.entry.isolation === 'session') continue;
           const instance = dispatcher.pool.get(server, ANONYMOUS, InstancePool.keyOf(server, ANONYMOUS));
           void instance.whenSettled().then(() => {
-            if (instance.state !== 'ready' && instance.state !== 'stopped') {
+            // a failed one is logged once, by the pool that started it
+            if (instance.state === 'down' || instance.state === 'starting') {
               api.log.error({ server: server.name, error: instance.status().lastError }, 'server is not ready; the gateway serves the others and keeps trying');
             }
           });

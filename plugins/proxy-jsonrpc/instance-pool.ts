@@ -86,8 +86,9 @@ export class InstancePool {
     const fresh = found?.state === 'failed' && key === `${server.name}\u0000shared` && Date.now() - found.failedAt >= this.options.retryFailedAfterMs;
     if (found?.state === 'failed' && !fresh && (found.recovering || key === `${server.name}\u0000shared`)) return found;
     if (found) {
+      // replaced: stopped too, so nothing of it (a process, a retry timer, a /health entry) outlives it
       this.remove(key, found);
-      if (found.recovering) void found.stop();
+      void found.stop();
     }
     if (this.stopped) throw errors.FMCP_ERR_UPSTREAM_UNAVAILABLE(server.name, 'the gateway is stopping');
     const shared = key === `${server.name}\u0000shared`;
@@ -106,7 +107,9 @@ export class InstancePool {
       this.perServer.set(group, set);
       this.ensureIdleSweep();
     }
-    instance.start().catch((err: Error) => log.error({ error: err.message }, 'server did not start'));
+    // the one error line of a failed start (the proxy's start-up summary leaves failed servers to it)
+    instance.start().catch((err: Error) =>
+      log.error({ error: err.message }, instance.recovering ? 'server is not ready; the gateway serves the others and keeps trying' : 'server did not start'));
     return instance;
   }
 

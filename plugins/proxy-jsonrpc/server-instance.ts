@@ -93,6 +93,8 @@ export class ServerInstance {
   /** the transport said it would try again after its last failure */
   private willRetry = false;
   private readonly silence = new SilenceWatch();
+  /** start()'s promise has not settled: its caller reports a failure (the pool logs it once) */
+  private startPending = false;
 
   constructor(private readonly options: InstanceOptions) {
     this.initiated = new ServerInitiated({
@@ -115,7 +117,8 @@ export class ServerInstance {
     let state = s.state;
     if (this.state === 'failed' || this.state === 'stopped') state = this.state;
     else if (this.state !== 'ready' && s.state === 'up') state = 'starting';
-    return { ...s, state, lastError: this.latestError(), inFlight: this.pending.size, ready: this.state === 'ready' };
+    // ready: the handshake is done and the upstream takes calls (a fail-closed group may refuse them while up)
+    return { ...s, state, lastError: this.latestError(), inFlight: this.pending.size, ready: this.state === 'ready' && s.state === 'up' };
   }
 
   /** Failed, and its transport keeps trying: it comes back by itself, so it is kept rather than replaced. */
@@ -125,6 +128,8 @@ export class ServerInstance {
 
   start(): Promise<void> {
     const done = this.whenReady();
+    this.startPending = true;
+    done.then(() => (this.startPending = false), () => (this.startPending = false));
     this.options.upstream
       .start({
         message: (m) => this.onServerMessage(m),
@@ -312,7 +317,7 @@ export class ServerInstance {
     this.handshakeFailures++;
     const wait = Math.min(HANDSHAKE_RETRY_MAX_MS, HANDSHAKE_RETRY_BASE_MS * 2 ** (this.handshakeFailures - 1));
     this.lastError = `Server "${this.options.name}" ${what}; trying again in ${formatMs(wait)} (${advice})`;
-    this.options.log.error({ server: this.options.name, failures: this.handshakeFailures, inMs: wait }, this.lastError);
+    this.options.log[this.startPending ? 'debug' : 'error']({ server: this.options.name, failures: this.handshakeFailures, inMs: wait }, this.lastError);
     if (this.state !== 'failed') this.failedAt = Date.now();
     this.state = 'failed';
     this.willRetry = true;

@@ -79,7 +79,7 @@ export class StdioUpstream implements Upstream {
   private stopping = false;
   private stopped: Promise<void> | undefined;
   /** what the listener was last told */
-  private listenerUp = false;
+  private listenerHeard: 'nothing' | 'up' | 'down' | 'failed' = 'nothing';
   private listenerFinal = false;
   private everUp = false;
   private readonly deliver = (message: JsonObject): void => {
@@ -127,12 +127,10 @@ export class StdioUpstream implements Upstream {
     try {
       run = await this.spawnRun();
     } catch (err) {
-      const error = this.unavailable(this.startReason(err as NodeJS.ErrnoException));
-      if (!this.stopping) {
-        this.setState('failed');
-        this.statusValue.lastError = error.message;
-      }
-      throw error;
+      if (this.stopping) throw this.unavailable('it was stopped while starting');
+      // not installed yet, not executable, no folder: failed, and tried again like any failed start
+      this.spawnFailed(err as NodeJS.ErrnoException);
+      return;
     }
     if (this.stopping) throw this.unavailable('it was stopped while starting');
     this.becameUp(run);
@@ -279,7 +277,7 @@ export class StdioUpstream implements Upstream {
     run.startedAt = Date.now();
     this.statusValue.pid = run.pid;
     this.setState('up');
-    this.listenerUp = true;
+    this.listenerHeard = 'up';
     this.everUp = true;
     try {
       this.listener!.up();
@@ -318,7 +316,7 @@ export class StdioUpstream implements Upstream {
     const tail = stderrLines.length > 0 ? `; last stderr: ${stderrLines.join(' | ')}` : '';
     const where = `mcpServers.${this.server.name} in ${this.server.source}`;
     delete this.statusValue.pid;
-    const wait = this.failedStarts === 0 ? this.settings.restartBaseMs : Math.min(this.settings.restartMaxMs, this.settings.restartBaseMs * 2 ** (this.failedStarts - 1));
+    const wait = this.backoff();
     if (this.failedStarts >= this.settings.maxFailedStarts) {
       const reason = `${how} ${this.failedStarts} times in a row within ${this.settings.stableAfterMs} ms of starting; trying again in ${formatMs(wait)} (fix the server or ${where}: it comes back by itself)${tail}`;
       this.statusValue.lastError = reason;
@@ -335,6 +333,32 @@ export class StdioUpstream implements Upstream {
     this.restartTimer = setTimeout(() => void this.respawn(), wait);
   }
 
+  /** The wait before the next start: restartBaseMs, doubling with each failed start in a row, capped at restartMaxMs. */
+  private backoff(): number {
+    return this.failedStarts === 0 ? this.settings.restartBaseMs : Math.min(this.settings.restartMaxMs, this.settings.restartBaseMs * 2 ** (this.failedStarts - 1));
+  }
+
+  /**
+   * The command could not be spawned (ENOENT, EACCES, no working folder): nothing ran, so calls fail at
+   * once (failed), and it is tried again with the same backoff as a quick crash, so it starts by itself
+   * once the command exists.
+   */
+  private spawnFailed(err: NodeJS.ErrnoException): void {
+    this.failedStarts++;
+    const wait = this.backoff();
+    const reason = `${this.startReason(err)}; trying again in ${formatMs(wait)} (it starts by itself once it can)`;
+    delete this.statusValue.pid;
+    this.statusValue.lastError = reason;
+    const wasFailed = this.statusValue.state === 'failed';
+    this.setState('failed');
+    // the first failure at start is reported by whoever started it (the proxy logs it once); a server that
+    // ran before and cannot be started again is news here; later tries are the retry, logged as such
+    const level = !this.everUp && this.failedStarts === 1 ? 'debug' : wasFailed ? 'info' : 'warn';
+    this.log[level]({ failedStarts: this.failedStarts, inMs: wait, error: reason }, 'the server could not be started; trying again');
+    this.notifyDown(this.unavailable(reason), true);
+    this.restartTimer = setTimeout(() => void this.respawn(), wait);
+  }
+
   private async respawn(): Promise<void> {
     this.restartTimer = undefined;
     if (this.stopping) return;
@@ -344,8 +368,7 @@ export class StdioUpstream implements Upstream {
       run = await this.spawnRun();
     } catch (err) {
       if (this.stopping) return;
-      this.failedStarts++;
-      this.afterFailure(`could not be started (${this.startReason(err as NodeJS.ErrnoException)})`, []);
+      this.spawnFailed(err as NodeJS.ErrnoException);
       return;
     }
     if (this.stopping) return;
@@ -356,8 +379,10 @@ export class StdioUpstream implements Upstream {
 
   private notifyDown(error: FluidError, willRetry: boolean): void {
     if (this.listenerFinal) return;
-    if (!this.listenerUp && willRetry) return;
-    this.listenerUp = false;
+    const failed = this.statusValue.state === 'failed';
+    // each change is told once: up to down, down to failed; a listener that knows it is not up hears no repeats
+    if (willRetry && (this.listenerHeard === 'failed' || (this.listenerHeard === 'down' && !failed))) return;
+    this.listenerHeard = failed ? 'failed' : 'down';
     if (!willRetry) this.listenerFinal = true;
     try {
       this.listener?.down(error, willRetry);

@@ -42,7 +42,7 @@ describe('cli: fluidmcp run --state-store, --replica-id, --metrics', function ()
       mcpServers: {
         mail: {
           ...everythingMetadata(['mail']).mcpServers.mail,
-          auth: { type: 'oauth2', flow: 'pkce', authorization_url: 'https://accounts.example/authorize', token_url: 'https://accounts.example/token', validate: 'none', client_id_env: 'MAIL_CLIENT_ID' },
+          auth: { type: 'oauth2', flow: 'pkce', authorization_url: 'https://accounts.example/authorize', token_url: 'https://accounts.example/token', validate: 'none', client_id_env: 'MAIL_CLIENT_ID', env_var_name: 'MAIL_TOKEN' },
         },
       },
     });

@@ -244,7 +244,7 @@ describe('cli: fluidmcp run', function () {
   });
 
   describe('bad input: one line on stderr, a non-zero exit, no stack trace', () => {
-    const cases: { what: string; args: string[]; code: number; line: RegExp }[] = [
+    const cases: { what: string; args: string[]; code: number; line: RegExp; stdout?: string }[] = [
       {
         what: 'an unknown package (lists what is installed)',
         args: ['run', 'nobody/nothing', '--start-server'],
@@ -280,6 +280,16 @@ describe('cli: fluidmcp run', function () {
       { what: 'an unknown log level', args: ['run', 'test/everything', '--log-level', 'loud'], code: 2, line: /^fluidmcp: Invalid values: Argument: log-level, Given: "loud", Choices: "fatal", /},
       { what: 'nothing to run', args: ['run', '--start-server'], code: 2, line: /^fluidmcp: say what to run: a package such as author\/pkg@1\.0\.0, "all", a path to a metadata\.json, or --file config\.json$/ },
       { what: 'both a package and --file', args: ['run', 'test/everything', '--file', 'configs/config.json'], code: 2, line: /^fluidmcp: give either a package \(test\/everything\) or --file \(configs\/config\.json\), not both$/ },
+      { what: '--file without a path', args: ['run', '--file'], code: 2, line: /^fluidmcp: --file needs a path: --file config\.json$/, stdout: '' },
+      { what: '--file without a path, before another option', args: ['run', '--file', '--start-server'], code: 2, line: /^fluidmcp: --file needs a path: --file config\.json$/, stdout: '' },
+      {
+        what: '--file and several words',
+        args: ['run', '--file', 'configs/config.json', 'extra', 'positional', 'args'],
+        code: 2,
+        line: /^fluidmcp: give either a package \(extra positional args\) or --file \(configs\/config\.json\), not both$/,
+        stdout: '',
+      },
+      { what: 'two packages', args: ['run', 'test/everything', 'other/tool'], code: 2, line: /^fluidmcp: give one package to run, not 2 \(test\/everything other\/tool\): "all" serves every installed package$/, stdout: '' },
       { what: 'an unknown option', args: ['run', 'test/everything', '--prot', '1'], code: 2, line: /^fluidmcp: Unknown arguments?: prot/ },
       { what: 'an unknown command', args: ['serve', 'test/everything'], code: 2, line: /^fluidmcp: unknown command "serve": the commands are run and list \(see fluidmcp --help\)$/ },
       { what: 'no command', args: [], code: 2, line: /^fluidmcp: give a command: run or list/ },
@@ -301,6 +311,7 @@ describe('cli: fluidmcp run', function () {
         const result = results.get(c.what)!;
         expect(result.code, result.stderr).to.equal(c.code);
         expect(oneErrorLine(result)).to.match(c.line);
+        if (c.stdout !== undefined) expect(result.stdout).to.equal(c.stdout);
       });
     }
 

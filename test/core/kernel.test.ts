@@ -328,6 +328,30 @@ describe('core/kernel', () => {
   });
 
   describe('lifecycle', () => {
+    it('check() registers the plugins and claims and validates the servers, as start() does, and starts nothing', async () => {
+      const calls: string[] = [];
+      const validating: TransportFactory = { ...inertTransport, validate: (def) => void calls.push(`validate ${def.name}`) };
+      const plugin = definePlugin({
+        name: 'checked',
+        register(api) {
+          calls.push('register');
+          api.transports.register('inert', validating);
+          for (const hook of ['onStart', 'onReady'] as const) api.addHook(hook, () => void calls.push(hook));
+        },
+      });
+      const checked = kernelWith([plugin], { servers: [server('a')] });
+      await checked.check();
+      expect(calls).to.deep.equal(['register', 'validate a']);
+      expect(checked.state).to.equal('stopped');
+      expect(() => checked.address()).to.throw();
+      expect((await errorOf(checked.start())).message).to.equal('Cannot start: the kernel is stopped');
+      // start()'s own error, for a server no strategy claims
+      const unclaimed = kernelWith([plugin], { servers: [server('b', { type: 'magic' })] });
+      expect((await errorOf(unclaimed.check())).message).to.equal(
+        '/virtual/metadata.json: mcpServers.b.auth: no plugin handles auth "magic" (known: none). Load a plugin that does with --plugin <module> or a "plugins" list in the config',
+      );
+    });
+
     it('runs onStart, onReady in plugin order and preClose, onClose last-in first-out', async () => {
       const calls: string[] = [];
       const recorder = (name: string, dependencies?: string[]) =>

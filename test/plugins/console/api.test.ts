@@ -338,7 +338,9 @@ describe('console: a server that cannot start', function () {
     const body = res.json<{ error: { code: string; message: string; rpc: { code: number; message: string } } }>();
     expect(body.error.code).to.equal('FMCP_ERR_UPSTREAM');
     expect(body.error.rpc.message).to.include('fatal: FAKE_API_KEY is not set');
-    expect(body.error.message).to.equal(`Server "broken": ${body.error.rpc.message} (JSON-RPC error ${body.error.rpc.code})`);
+    // the server's name once: the gateway's own error already starts with it
+    expect(body.error.rpc.message).to.match(/^Server "broken" is unavailable: /);
+    expect(body.error.message).to.equal(`${body.error.rpc.message} (JSON-RPC error -32000)`);
     const tools = await get(gateway, '/api/servers/broken/tools');
     expect(tools.status).to.equal(502);
   });

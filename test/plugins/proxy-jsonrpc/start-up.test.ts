@@ -1,20 +1,35 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { proxyJsonRpc, transportSse, transportStdio } from '../../../index.js';
 import { postJson, startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { fixture } from '../../helpers/paths.js';
+import { fixture, repoRoot } from '../../helpers/paths.js';
 import { freePort } from '../../helpers/services.js';
 
 const node = process.execPath;
 const mini = () => ({ command: node, args: [fixture('proxy-mini.mjs')] });
 const echo = (id: number, message: string) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message } } });
 type Rpc = { id: unknown; result?: { content: { text: string }[] }; error?: { code: number; message: string } };
-type Health = { status: string; servers: Record<string, { state: string; ready: boolean; restarts: number; inFlight: number; lastError?: string }> };
+type Health = { status: string; failed?: string[]; servers: Record<string, { state: string; ready: boolean; restarts: number; inFlight: number; lastError?: string; processes?: { state: string; restarts: number }[] }> };
 
 async function health(gw: TestGateway): Promise<Health> {
   return (await (await fetch(gw.url('/health'))).json()) as Health;
+}
+
+type LogLine = { level: number; msg: string; server?: string; error?: string; failures?: number };
+
+/** A log destination whose JSON lines land in `logged`. */
+function logSink(): { sink: Writable; logged: LogLine[] } {
+  const logged: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.startsWith('{')) logged.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  return { sink, logged };
 }
 
 async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -142,6 +157,76 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
     });
   });
 
+  describe('a server whose command does not exist yet at start', () => {
+    // the script appears in one step (written aside, then renamed), as an install would leave it
+    const install = (dir: string): void => {
+      writeFileSync(join(dir, 'later.tmp'), `#!/bin/sh\nexec "${node}" "${fixture('proxy-mini.mjs')}"\n`, { mode: 0o755 });
+      renameSync(join(dir, 'later.tmp'), join(dir, 'later.sh'));
+    };
+    const notFound = (dir: string) =>
+      `cannot start command "./later.sh": command not found: check mcpServers.later.command in ${dir}/test-config.json (is it installed and on PATH?); trying again in `;
+
+    it('is failed with why, keeps being tried on the backoff, and comes up by itself once the command exists', async () => {
+      const dir = join(folder, 'retried');
+      mkdirSync(dir);
+      const { sink, logged } = logSink();
+      const gw = await startGateway(
+        { later: { command: './later.sh', cwd: dir }, mini: mini() },
+        {
+          plugins: [transportStdio({ restartBaseMs: 20, restartMaxMs: 200 }), proxyJsonRpc(), transportSse()],
+          waitForServers: false,
+          kernel: { logger: undefined, logLevel: 'info', logDestination: sink },
+        },
+      );
+      try {
+        await until(async () => (await health(gw)).servers.later!.state === 'failed', 10_000, 'later to be failed');
+        const h = await health(gw);
+        expect({ status: h.status, failed: h.failed }).to.deep.equal({ status: 'degraded', failed: ['later'] });
+        expect(h.servers.later!.lastError!.startsWith(notFound(repoRoot))).to.equal(true, h.servers.later!.lastError);
+        const answer = (await postJson(gw.url('/later/mcp'), echo(1, 'x'))).json as Rpc;
+        expect(answer.error!.code).to.equal(-32000);
+        expect(answer.error!.message.startsWith(`Server "later" is unavailable: ${notFound(repoRoot)}`)).to.equal(true, answer.error!.message);
+        // it is tried again: the delay doubles from 20 ms up to the 200 ms cap
+        await until(async () => /trying again in 200 ms/.test((await health(gw)).servers.later!.lastError ?? ''), 10_000, 'the capped delay');
+        // said once at error level, and each try again at info
+        const errors = logged.filter((l) => l.level >= 50);
+        expect(errors.map((l) => [l.server, l.msg])).to.deep.equal([['later', 'server is not ready; the gateway serves the others and keeps trying']]);
+        expect(errors[0]!.error!.startsWith(`Server "later" is unavailable: ${notFound(repoRoot)}`)).to.equal(true, errors[0]!.error);
+        expect(logged.filter((l) => l.level === 30 && l.msg === 'the server could not be started; trying again').length).to.be.at.least(3);
+        install(dir);
+        await until(async () => (await health(gw)).servers.later!.ready, 10_000, 'later to come up by itself');
+        const back = await health(gw);
+        expect(back.status).to.equal('ok');
+        expect(back.servers.later!.state).to.equal('up');
+        expect(back.servers.later!.processes).to.deep.equal([{ state: 'up', restarts: back.servers.later!.restarts }]);
+        expect(((await postJson(gw.url('/later/mcp'), echo(2, 'came up'))).json as Rpc).result!.content[0]!.text).to.equal('came up');
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    it('leaves no failed process entry behind when a call starts it afresh', async () => {
+      const dir = join(folder, 'fresh');
+      mkdirSync(dir);
+      // the transport's next try is a minute away: the call's fresh start is what brings it up
+      const gw = await startGateway(
+        { later: { command: './later.sh', cwd: dir } },
+        { plugins: [transportStdio({ restartBaseMs: 60_000 }), proxyJsonRpc({ retryFailedAfterMs: 0 }), transportSse()], waitForServers: false },
+      );
+      try {
+        await until(async () => (await health(gw)).servers.later!.state === 'failed', 10_000, 'later to be failed');
+        expect((await health(gw)).servers.later!.processes).to.deep.equal([{ state: 'failed', restarts: 0 }]);
+        install(dir);
+        expect(((await postJson(gw.url('/later/mcp'), echo(3, 'fresh'))).json as Rpc).result!.content[0]!.text).to.equal('fresh');
+        const h = await health(gw);
+        expect(h.servers.later).to.include({ state: 'up', ready: true, instances: 1 });
+        expect(h.servers.later!.processes).to.deep.equal([{ state: 'up', restarts: 0 }]);
+      } finally {
+        await gw.stop();
+      }
+    });
+  });
+
   describe('servers that never complete the handshake', () => {
     type Failed = { status: string; failed?: string[]; servers: Record<string, { state: string; ready: boolean; lastError?: string }> };
     const failedIn = async (gw: TestGateway, name: string): Promise<Failed> => {
@@ -155,12 +240,17 @@ describe('proxy-jsonrpc: start-up and recovery, each server on its own', functio
 
     it('marks a stdio server that does not answer initialize failed, answers calls with why at once, and makes it up once it answers', async () => {
       const wake = join(folder, 'wake-mute');
+      const { sink, logged } = logSink();
       const gw = await startGateway(
         { mute: { command: node, args: [fixture('start-sleeper.mjs')], env: { WAKE_FILE: wake, SLEEP_MS: '600000' } }, mini: mini() },
-        { proxy: { handshakeTimeoutMs: 1000 }, waitForServers: false },
+        { proxy: { handshakeTimeoutMs: 1000 }, waitForServers: false, kernel: { logger: undefined, logLevel: 'info', logDestination: sink } },
       );
       try {
         const h = await failedIn(gw, 'mute');
+        // the first failed handshake is said once at error level, by the pool that started it (later retries log their own)
+        const first = logged.filter((l) => l.level >= 50 && l.failures !== 2 && l.failures !== 3);
+        expect(first.map((l) => l.msg)).to.deep.equal(['server is not ready; the gateway serves the others and keeps trying']);
+        expect(first[0]!.error).to.match(/^Server "mute" did not answer the gateway's initialize within 1000 ms/);
         expect({ status: h.status, failed: h.failed }).to.deep.equal({ status: 'degraded', failed: ['mute'] });
         expect(h.servers.mute!.lastError).to.match(
           /^Server "mute" did not answer the gateway's initialize within 1000 ms; trying again in \d+(\.\d)? s \(check that it is an MCP server and that it starts within handshakeTimeoutMs\)$/,

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errors, FluidError, type JsonObject, type Logger, type ServerDefinition } from '../../../core/index.js';
@@ -223,31 +223,49 @@ describe('transport-stdio: StdioUpstream', function () {
     expect(upstream.status.lastError).to.include('exited with code 4 2 times in a row');
   });
 
-  it('rejects start with a clear error when the command does not exist', async () => {
-    const upstream = create(serverDef('ghost', 'fluidmcp-no-such-command-4711', ['--stdio'], repoRoot));
+  it('reports a command that does not exist as failed with a clear error, and keeps trying it', async () => {
+    const upstream = create(serverDef('ghost', 'fluidmcp-no-such-command-4711', ['--stdio'], repoRoot), { restartBaseMs: 10, restartMaxMs: 40 });
     const rec = new Recorder();
-    const err = await upstream.start(rec).then(
-      () => undefined,
-      (e: unknown) => e as FluidError,
-    );
-    expect(err).to.be.instanceOf(FluidError);
-    expect(err!.code).to.equal('FMCP_ERR_UPSTREAM_UNAVAILABLE');
-    expect(err!.message).to.equal(
-      'Server "ghost" is unavailable: cannot start command "fluidmcp-no-such-command-4711": command not found: check mcpServers.ghost.command in /packages/test/ghost/metadata.json (is it installed and on PATH?)',
-    );
+    await upstream.start(rec);
+    const reason = 'cannot start command "fluidmcp-no-such-command-4711": command not found: check mcpServers.ghost.command in /packages/test/ghost/metadata.json (is it installed and on PATH?)';
+    expect(rec.events).to.have.length(1);
+    const down = rec.downs()[0]!;
+    expect(down.willRetry).to.equal(true);
+    expect(down.error).to.be.instanceOf(FluidError).with.property('code', 'FMCP_ERR_UPSTREAM_UNAVAILABLE');
+    expect(down.error.message).to.equal(`Server "ghost" is unavailable: ${reason}; trying again in 10 ms (it starts by itself once it can)`);
     expect(upstream.status.state).to.equal('failed');
-    expect(upstream.status.lastError).to.equal(err!.message);
-    expect(rec.events).to.deep.equal([]);
+    // tried again with the backoff, and the listener is not told the same again
+    await waitUntil(() => upstream.status.lastError === `${reason}; trying again in 40 ms (it starts by itself once it can)`, 'the capped delay');
+    expect(upstream.status.state).to.equal('failed');
+    expect(rec.events).to.have.length(1);
   });
 
-  it('rejects start naming the folder when the working folder does not exist', async () => {
-    const upstream = create(serverDef('nowhere', node, [fixture('stdio-lines.mjs')], join(tmpdir(), 'fmcp-no-such-folder-4711')));
-    const err = await upstream.start(new Recorder()).then(
-      () => undefined,
-      (e: unknown) => e as FluidError,
-    );
-    expect(err!.code).to.equal('FMCP_ERR_UPSTREAM_UNAVAILABLE');
-    expect(err!.message).to.include('fmcp-no-such-folder-4711 does not exist').and.include('mcpServers.nowhere.cwd');
+  it('starts a command that appears after a failed start, by itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fmcp-stdio-later-'));
+    try {
+      const upstream = create(serverDef('later', './later.sh', [], dir), { restartBaseMs: 10, restartMaxMs: 40 });
+      const rec = new Recorder();
+      await upstream.start(rec);
+      expect(upstream.status.state).to.equal('failed');
+      writeFileSync(join(dir, 'later.tmp'), `#!/bin/sh\nexec "${node}" "${fixture('stdio-lines.mjs')}"\n`, { mode: 0o755 });
+      renameSync(join(dir, 'later.tmp'), join(dir, 'later.sh'));
+      await rec.until(() => rec.events.some((e) => e.kind === 'up'), 'the server to start');
+      expect(upstream.status.state).to.equal('up');
+      expect(rec.events.map((e) => e.kind)).to.deep.equal(['down', 'up']);
+      upstream.send(request(1, 'echo', { text: 'hi' }));
+      expect((await rec.answer(1)).result).to.deep.equal({ text: 'hi' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a working folder that does not exist as failed, naming the folder', async () => {
+    const upstream = create(serverDef('nowhere', node, [fixture('stdio-lines.mjs')], join(tmpdir(), 'fmcp-no-such-folder-4711')), { restartBaseMs: 60_000 });
+    const rec = new Recorder();
+    await upstream.start(rec);
+    const err = rec.downs()[0]!.error as FluidError;
+    expect(err.code).to.equal('FMCP_ERR_UPSTREAM_UNAVAILABLE');
+    expect(err.message).to.include('fmcp-no-such-folder-4711 does not exist').and.include('mcpServers.nowhere.cwd');
   });
 
   it('stop() ends a server and its grandchild that both ignore stdin closing and SIGTERM', async () => {
