@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
-import type { DestinationStream, Logger } from 'pino';
+import type { Logger } from 'pino';
 import {
   ANONYMOUS,
   type AuthStrategy,
@@ -28,38 +28,9 @@ import { Context } from './context.js';
 import { HostGuard, urlHost } from './host-guard.js';
 import { AUTH_STRATEGIES, KERNEL, LOGGER, ROUTER, SERVERS, TRANSPORTS } from './core-tokens.js';
 import { provide, resolve, tryResolve, type Token } from './tokens.js';
+import type { KernelOptions } from './kernel-options.js';
 
-export interface KernelOptions {
-  /** port to listen on; 0 picks a free one (default 8099) */
-  port?: number;
-  /** address to bind (default 127.0.0.1) */
-  host?: string;
-  /** the URL clients and providers reach the gateway at; default http://localhost:<port> on loopback */
-  publicUrl?: string;
-  logger?: Logger;
-  logLevel?: string;
-  /** where the kernel's own logger writes (default stderr); ignored with `logger` */
-  logDestination?: DestinationStream;
-  /** request body limit in bytes (default 4 MiB) */
-  bodyLimit?: number;
-  /** time to receive a whole request, ms (default 30 s) */
-  requestTimeout?: number;
-  /** time to receive request headers, ms (default 10 s) */
-  headersTimeout?: number;
-  /** how long stop() waits for hooks and connections before forcing, ms (default 8 s) */
-  closeTimeout?: number;
-  /** extra Host names accepted besides loopback names (DNS-rebinding protection) */
-  allowedHosts?: string[];
-  /** extra Origins accepted besides loopback origins */
-  allowedOrigins?: string[];
-  /** servers to serve */
-  servers?: ServerDefinition[];
-  /**
-   * this gateway's name among replicas (1-32 letters, digits, "-", "_"): plugins start the session ids
-   * they hand out with `<replicaId>.`, so a load balancer can send each session back to its replica
-   */
-  replicaId?: string;
-}
+export type { KernelOptions } from './kernel-options.js';
 
 const REPLICA_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
