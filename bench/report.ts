@@ -133,6 +133,8 @@ const TITLES: Record<WorkloadName, string> = {
 const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : n > 0 ? 'inf' : '-');
 const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
 const fmtPct = (n: number): string => (Number.isFinite(n) ? `${Math.round(n * 100)}%` : '-');
+/** one decimal: a goal's verdict must agree with its figure (39.9% fails a 40% goal) */
+const fmtPct1 = (n: number): string => (Number.isFinite(n) ? `${(n * 100).toFixed(1)}%` : '-');
 const fmtX = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(1)}x` : n > 0 ? 'inf' : '-');
 const fmtSigned = (n: number): string => (Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(3)}` : '-');
 
@@ -348,7 +350,7 @@ export function goals(summaries: Summary[], rs: Ratio[], kinds: ClientKind[]): G
     const missing = (what: string, needs: string): Goal => ({ what: `${tag} ${what}`, pass: undefined, detail: `not measured in this run (needs ${needs})` });
     const d32 = r32?.ofDirect;
     const ofDirect = `32 clients: gateway >= ${GOALS.ofDirect32 * 100}% of direct`;
-    if (d32 && d32.n > 0) out.push(ratioGoal(`${tag} ${ofDirect}`, d32, GOALS.ofDirect32, r32?.relayOfDirect, fmtPct));
+    if (d32 && d32.n > 0) out.push(ratioGoal(`${tag} ${ofDirect}`, d32, GOALS.ofDirect32, r32?.relayOfDirect, fmtPct1));
     else out.push(missing(ofDirect, '--clients with 32 and --targets with direct,gateway'));
     const m32 = r32?.ofMcpProxy;
     const ofMcpProxy = `32 clients: gateway >= ${GOALS.ofMcpProxy32}x mcp-proxy`;
@@ -356,7 +358,7 @@ export function goals(summaries: Summary[], rs: Ratio[], kinds: ClientKind[]): G
     else out.push(missing(ofMcpProxy, '--clients with 32 and --targets with gateway,mcp-proxy'));
     if (out.some((g) => g.beyondCeiling && g.what.startsWith(tag))) {
       const rr = r32?.ofRelay;
-      out.push({ what: `${tag} 32 clients: gateway >= ${GOALS.ofRelay32 * 100}% of the relay (in place of the goals beyond it)`, pass: rr !== undefined && rr.median >= GOALS.ofRelay32, detail: rr ? `median ${fmtStat(rr, fmtPct)}` : 'the relay has no figure for this client' });
+      out.push({ what: `${tag} 32 clients: gateway >= ${GOALS.ofRelay32 * 100}% of the relay (in place of the goals beyond it)`, pass: rr !== undefined && rr.median >= GOALS.ofRelay32, detail: rr ? `median ${fmtStat(rr, fmtPct1)}` : 'the relay has no figure for this client' });
     }
     const p1 = r1?.p50OverDirectMs;
     if (p1 && p1.n > 0) out.push({ what: `${tag} 1 client: gateway p50 at most ${GOALS.p50Over1Ms} ms above direct`, pass: p1.median <= GOALS.p50Over1Ms, detail: `median ${fmtStat(p1, fmtSigned)} ms` });

@@ -36,7 +36,7 @@ describe('bench --check: goals against the relay ceiling (bench/report.ts)', () 
     expect(find(goals, 'gateway >= 40% of direct').beyondCeiling).to.equal(true);
     const ofRelay = find(goals, 'of the relay');
     expect(ofRelay.pass).to.equal(true);
-    expect(ofRelay.detail).to.equal('median 95%');
+    expect(ofRelay.detail).to.equal('median 95.2%');
     // only the goals not measured in this run (1 and 128 clients) are unmet
     expect(unmetGoals(goals).map((g) => g.what)).to.deep.equal(goals.filter((g) => g.pass === undefined).map((g) => g.what));
   });
@@ -44,13 +44,13 @@ describe('bench --check: goals against the relay ceiling (bench/report.ts)', () 
   it('the gateway below 85% of the relay fails the check even when the goals are beyond the ceiling', () => {
     const { text, goals } = formatReport(run({ direct: 30_000, gateway: 7_000, mcpProxy: 2_000, relay: 10_000 }), 'test', ['raw']);
     expect(find(goals, 'of the relay').pass).to.equal(false);
-    expect(text).to.include('[FAIL] [raw client] 32 clients: gateway >= 85% of the relay (in place of the goals beyond it): median 70%');
+    expect(text).to.include('[FAIL] [raw client] 32 clients: gateway >= 85% of the relay (in place of the goals beyond it): median 70.0%');
     expect(unmetGoals(goals).map((g) => g.what)).to.include('[raw client] 32 clients: gateway >= 85% of the relay (in place of the goals beyond it)');
   });
 
   it('a goal the relay reaches is a plain FAIL when the gateway misses it, and no relay goal is added', () => {
     const { text, goals } = formatReport(run({ direct: 30_000, gateway: 10_000, mcpProxy: 1_000, relay: 25_000 }), 'test', ['raw']);
-    expect(text).to.include('[FAIL] [raw client] 32 clients: gateway >= 40% of direct: median 33%');
+    expect(text).to.include('[FAIL] [raw client] 32 clients: gateway >= 40% of direct: median 33.3%');
     expect(find(goals, 'gateway >= 40% of direct').beyondCeiling).to.equal(undefined);
     expect(find(goals, 'gateway >= 8x mcp-proxy').pass).to.equal(true);
     expect(goals.some((g) => g.what.includes('of the relay'))).to.equal(false);
