@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import {
   builtinPlugins,
@@ -11,6 +12,7 @@ import {
   groupServers,
   parseGroupFlag,
   isAnyAddress,
+  isLoopback,
   isHttpUrl,
   loadConfigFile,
   metricsPrometheus,
@@ -100,6 +102,8 @@ function checkOptions(options: RunOptions): void {
   if (options.target === undefined && options.file === undefined) {
     throw new UsageError('say what to run: a package such as author/pkg@1.0.0, "all", a path to a metadata.json, or --file config.json');
   }
+  const badHost = hostProblem(options.host);
+  if (badHost) throw new UsageError(badHost);
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
     throw new UsageError(`--port must be a whole number from 0 to 65535, got "${options.port}"`);
   }
@@ -118,6 +122,21 @@ function checkOptions(options: RunOptions): void {
     if (!isHttpUrl(options.replicaUrl)) throw new UsageError(`--replica-url must be an http(s) URL such as http://10.0.0.7:8101, got "${options.replicaUrl}"`);
     if (options.replicaId === undefined) throw new UsageError('--replica-url needs --replica-id: it is where the other replicas reach this one');
   }
+}
+
+/** `--host` without the brackets of an IPv6 literal (`[::1]` is how URLs write ::1, and what the gateway prints). */
+function bareHost(host: string): string {
+  return host.replace(/^\[(.*)\]$/, '$1');
+}
+
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** Why `--host` cannot be bound, or undefined: an IP literal (IPv6 with or without brackets), 0, or a host name. */
+function hostProblem(host: string): string | undefined {
+  const bare = bareHost(host);
+  if (isIP(bare) !== 0 || bare === '0') return undefined;
+  if (!/^[\d.]+$/.test(bare) && HOST_NAME.test(bare)) return undefined;
+  return `--host must be an address to listen on: an IP address (127.0.0.1, ::1, 0.0.0.0 for every interface) or a host name of this machine, got "${host}"`;
 }
 
 /** Reads every config source and loads every plugin named on the command line or in the files. */
@@ -172,15 +191,9 @@ function describeServer(server: ServerDefinition): string {
   return `${where}${auth}`;
 }
 
-/** 127.0.0.0/8, ::1 and localhost: what only this machine reaches. */
-function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\./.test(h);
-}
-
 /** A bind address the network reaches: what it exposes to anyone there, in one line; undefined on loopback. */
 export function networkWarning(host: string, servers: readonly ServerDefinition[], metrics: boolean): string | undefined {
-  if (isLoopbackHost(host)) return undefined;
+  if (isLoopback(host)) return undefined;
   const open = servers.filter((s) => !s.entry.auth).map((s) => s.name);
   const parts = [
     ...(open.length > 0 ? [`servers without auth (${open.join(', ')})`] : []),
@@ -247,7 +260,7 @@ function handleSignals(kernel: Kernel, started: Promise<unknown>, stopTimeout: n
 function buildKernel(options: RunOptions, { servers, plugins, stateStore }: Prepared): Kernel {
   const kernel = createKernel({
     port: options.port,
-    host: options.host,
+    host: bareHost(options.host),
     publicUrl: options.publicUrl,
     logLevel: options.logLevel,
     allowedHosts: options.allowedHosts,

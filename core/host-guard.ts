@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 /** an address literal of 127.0.0.0/8: no DNS name, so no rebinding, and what the gateway prints for such a --host */
 const LOOPBACK_V4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+const MAPPED_LOOPBACK_HEX = /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/;
 
 /**
  * DNS-rebinding protection: a browser's Origin must be a loopback origin, an allowed host's, or one
@@ -52,12 +53,18 @@ function stripPort(host: string): string {
   return colon === -1 ? host : host.slice(0, colon);
 }
 
+/**
+ * What only this machine reaches: localhost, 127.0.0.0/8 (also IPv4-mapped, ::ffff:127.x.x.x) and ::1,
+ * with or without IPv6 brackets, in any case. Address literals only: a DNS name such as 127.example.com is not.
+ */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]';
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  // URLs write ::ffff:127.0.0.1 as ::ffff:7f00:1
+  return h === 'localhost' || h === '::1' || LOOPBACK_V4.test(h.startsWith('::ffff:') ? h.slice(7) : h) || MAPPED_LOOPBACK_HEX.test(h);
 }
 
 function isLoopbackName(name: string): boolean {
-  return LOOPBACK_HOSTS.has(name) || LOOPBACK_V4.test(name);
+  return LOOPBACK_HOSTS.has(name) || isLoopback(name);
 }
 
 /** 0.0.0.0, ::, 0 and the like: a bind to every interface. */

@@ -103,7 +103,7 @@ export class ConsoleAccess {
   private loopbackOnly(ctx: RequestContext): void {
     const remote = ctx.req.socket.remoteAddress ?? '';
     const host = hostName(String(ctx.req.headers.host ?? ''));
-    const remoteLoopback = isLoopback(remote) || remote.startsWith('::ffff:127.');
+    const remoteLoopback = isLoopback(remote);
     if (!remoteLoopback || !(host === 'localhost' || isLoopback(host))) {
       throw errors.FMCP_ERR_FORBIDDEN(
         'The console answers only on loopback (a browser on this machine at http://localhost): start the gateway with --admin-token <token> to open it to other hosts, or --no-console to turn it off',

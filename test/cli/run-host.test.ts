@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { request as httpRequest } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { everythingMetadata, processesWith, RunningCli, suiteTempTree } from '../helpers/cli.js';
+import { everythingMetadata, processesWith, runCli, RunningCli, suiteTempTree } from '../helpers/cli.js';
 import { waitFor } from '../helpers/request.js';
 
 /** A GET at a full URL with node:http (fetch does not let a test set Origin); status and body. */
@@ -80,4 +80,31 @@ describe('cli: the URL fluidmcp run prints for --host', function () {
     const { line } = await startOn(['--host', '0.0.0.0', '--public-url', 'https://gw.example.com/']);
     expect(line).to.equal('FluidMCP gateway ready at https://gw.example.com (listening on all interfaces, 0.0.0.0)');
   });
+
+  it('takes an IPv6 literal in brackets, as the ready line writes it', async () => {
+    const { line, url, port } = await startOn(['--host', '[::1]']);
+    expect(line).to.equal(`FluidMCP gateway ready at http://[::1]:${port}`);
+    await healthAt(url);
+  });
+
+  it('counts an IPv4-mapped loopback (::ffff:127.0.0.1) as loopback: the printed URL passes the Host and Origin checks and opens the console', async () => {
+    const { line, url, port } = await startOn(['--host', '::ffff:127.0.0.1']);
+    expect(line).to.equal(`FluidMCP gateway ready at http://[::ffff:127.0.0.1]:${port}`);
+    await healthAt(url);
+    // a browser's URL parser writes the address as ::ffff:7f00:1 in Origin
+    expect((await get(`${url}/health`, { origin: `http://[::ffff:7f00:1]:${port}` })).status).to.equal(200);
+    const page = await get(`${url}/`);
+    expect(page.status, page.text).to.equal(200);
+  });
+
+  for (const host of ['999.1.1.1', '', 'a b', '[::1']) {
+    it(`refuses --host "${host}" in the dry run and at start alike: exit 2, one line`, async () => {
+      const want = `fluidmcp: --host must be an address to listen on: an IP address (127.0.0.1, ::1, 0.0.0.0 for every interface) or a host name of this machine, got "${host}"`;
+      for (const extra of [[], ['--start-server', '--port', '0']]) {
+        const res = await runCli(['run', '--file', 'config.json', '--host', host, ...extra], { cwd: tree.root });
+        expect(res.code, res.stderr).to.equal(2);
+        expect(res.stderr.trim()).to.equal(want);
+      }
+    });
+  }
 });
