@@ -104,6 +104,10 @@ function checkOptions(options: RunOptions): void {
   }
   const badHost = hostProblem(options.host);
   if (badHost) throw new UsageError(badHost);
+  for (const origin of options.allowedOrigins ?? []) {
+    const problem = originProblem(origin);
+    if (problem) throw new UsageError(problem);
+  }
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
     throw new UsageError(`--port must be a whole number from 0 to 65535, got "${options.port}"`);
   }
@@ -122,6 +126,21 @@ function checkOptions(options: RunOptions): void {
     if (!isHttpUrl(options.replicaUrl)) throw new UsageError(`--replica-url must be an http(s) URL such as http://10.0.0.7:8101, got "${options.replicaUrl}"`);
     if (options.replicaId === undefined) throw new UsageError('--replica-url needs --replica-id: it is where the other replicas reach this one');
   }
+}
+
+/** Why an `--allowed-origin` would never match a browser's Origin header, or undefined. */
+function originProblem(origin: string): string | undefined {
+  if (origin === '*') return '--allowed-origin takes one origin per flag, such as https://app.example.com: "*" is not accepted (every web page could then call the gateway from its visitors\' browsers)';
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(origin);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.origin.toLowerCase() !== origin.toLowerCase()) {
+    return `--allowed-origin must be an origin as browsers send it: scheme, host and port only, such as https://app.example.com or http://localhost:3000, got "${origin}"`;
+  }
+  return undefined;
 }
 
 /** `--host` without the brackets of an IPv6 literal (`[::1]` is how URLs write ::1, and what the gateway prints). */

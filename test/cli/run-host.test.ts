@@ -107,4 +107,16 @@ describe('cli: the URL fluidmcp run prints for --host', function () {
       }
     });
   }
+
+  for (const [origin, want] of [
+    ['*', '--allowed-origin takes one origin per flag, such as https://app.example.com: "*" is not accepted (every web page could then call the gateway from its visitors\' browsers)'],
+    ['https://app.example.com/', '--allowed-origin must be an origin as browsers send it: scheme, host and port only, such as https://app.example.com or http://localhost:3000, got "https://app.example.com/"'],
+    ['app.example.com', '--allowed-origin must be an origin as browsers send it: scheme, host and port only, such as https://app.example.com or http://localhost:3000, got "app.example.com"'],
+  ] as const) {
+    it(`refuses --allowed-origin "${origin}", which would never match: exit 2, one line`, async () => {
+      const res = await runCli(['run', '--file', 'config.json', '--allowed-origin', origin], { cwd: tree.root });
+      expect(res.code, res.stderr).to.equal(2);
+      expect(res.stderr.trim()).to.equal(`fluidmcp: ${want}`);
+    });
+  }
 });
