@@ -137,6 +137,11 @@ export interface Upstream {
    * crash. The listener hears `down` (with `reason`, which it also gives as its last error) at once.
    */
   restart?(reason: string): void;
+  /**
+   * optional: true when it relays calls to other servers that time out on their own (groups): its caller
+   * then waits a little longer than its call timeout, so the relayed server's own timeout answers first
+   */
+  readonly relaysCalls?: boolean;
 }
 
 export interface UpstreamOptions {

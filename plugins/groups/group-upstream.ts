@@ -48,6 +48,8 @@ export class GroupUpstream implements Upstream {
   private readonly statusValue: UpstreamStatus = { state: 'starting', restarts: 0 };
   readonly links: MemberLink[];
   readonly groupName: string;
+  /** a member's own call timeout answers a call first: it names the member and counts toward its hang restart */
+  readonly relaysCalls = true;
   private listener: UpstreamListener | undefined;
   private readonly config: GroupConfig;
   private readonly log: Logger;

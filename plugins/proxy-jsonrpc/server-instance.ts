@@ -187,7 +187,7 @@ export class ServerInstance {
     message.id = id;
     const events = this.options.events;
     const started = events !== undefined && events.listening('call.completed') ? performance.now() : -1;
-    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.options.callTimeoutMs, progressToken, started, heard: this.silence.heard });
+    this.pending.set(id, { sent: false, clientId, sink, deadline: Date.now() + this.callWaitMs, progressToken, started, heard: this.silence.heard });
     this.ensureSweep();
     if (this.state === 'ready') this.write(message, id);
     else this.enqueue(() => this.write(message, id), id);
@@ -454,10 +454,22 @@ export class ServerInstance {
     deliver(call.sink, message, this.options.log);
   }
 
+  /** how often expired calls are looked for */
+  private get sweepEveryMs(): number {
+    return Math.max(20, Math.min(1000, Math.floor(this.options.callTimeoutMs / 4)));
+  }
+
+  /**
+   * How long a call waits: the call timeout, and for an upstream that relays calls (a group) a sweep and a
+   * second more, so the relayed server's own timeout answers (naming it, counting toward its hang restart).
+   */
+  private get callWaitMs(): number {
+    return this.options.callTimeoutMs + (this.options.upstream.relaysCalls ? this.sweepEveryMs + 1000 : 0);
+  }
+
   private ensureSweep(): void {
     if (this.sweepTimer) return;
-    const every = Math.max(20, Math.min(1000, Math.floor(this.options.callTimeoutMs / 4)));
-    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepEveryMs);
     this.sweepTimer.unref();
   }
 
@@ -475,7 +487,7 @@ export class ServerInstance {
       // the transport's down answers this call and every other in flight, saying why
       if (this.silence.timedOut(call.heard) && this.restartHung()) break;
       this.settle(id, (clientId) =>
-        errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.options.callTimeoutMs} ms; the call was cancelled`),
+        errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.callWaitMs} ms; the call was cancelled`),
       );
       if (this.state === 'ready') this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'timed out at the gateway' } });
     }

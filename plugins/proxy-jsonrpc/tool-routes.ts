@@ -1,6 +1,6 @@
 import { sendJson, type JsonObject, type RequestContext } from '../../core/index.js';
 import type { Channels } from './channels.js';
-import { errorResponse, INVALID_PARAMS, INVALID_REQUEST, isObject } from './jsonrpc.js';
+import { answerNestedTooDeeply, errorResponse, INVALID_PARAMS, INVALID_REQUEST, isNestedTooDeeply, isObject, NESTED_TOO_DEEPLY } from './jsonrpc.js';
 
 /** The original FluidMCP convenience routes: `GET /{name}/mcp/tools/list`, `POST /{name}/mcp/tools/call`. */
 export class ToolRoutes {
@@ -39,7 +39,16 @@ export class ToolRoutes {
     const abort = new AbortController();
     ctx.res.once('close', () => abort.abort());
     const response = await this.channels.call(ctx.params.name!, ctx.identity, { jsonrpc: '2.0', id: this.nextId++, method, params }, undefined, abort.signal);
-    if (isObject(response.error)) sendJson(ctx.res, 502, { error: response.error });
-    else sendJson(ctx.res, 200, response.result);
+    // the client's arguments nest too deeply to send on: its fault, not the server's
+    if (isObject(response.error)) sendJson(ctx.res, response.error.message === NESTED_TOO_DEEPLY ? 400 : 502, { error: response.error });
+    else {
+      try {
+        sendJson(ctx.res, 200, response.result);
+      } catch (err) {
+        // the server's answer nests too deeply to serialize (nothing was written yet)
+        if (!isNestedTooDeeply(err)) throw err;
+        sendJson(ctx.res, 502, { error: answerNestedTooDeeply(response).error });
+      }
+    }
   }
 }

@@ -90,4 +90,20 @@ describe('proxy-jsonrpc: messages nested too deeply to forward', function () {
     const fine = await postJson(gw.url('/deep/mcp'), { jsonrpc: '2.0', id: 14, method: 'tools/call', params: { name: 'deep', arguments: { depth: 3 } } });
     expect(fine.json).to.deep.equal({ jsonrpc: '2.0', id: 14, result: { content: [{ type: 'text', text: 'deep' }], structuredContent: { x: [[[]]] } } });
   });
+
+  it('on POST /{name}/mcp/tools/call: 400 for arguments nested too deeply, 502 for a server answer nested too deeply', async () => {
+    const args = `{"name":"echo","arguments":{"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
+    const mine = await postJson(gw.url('/everything/mcp/tools/call'), args);
+    expect(mine.status).to.equal(400);
+    expect(mine.json).to.deep.equal({ error: { code: -32600, message: NESTED } });
+    const theirs = await postJson(gw.url('/deep/mcp/tools/call'), { name: 'deep', arguments: { depth: 5000 } });
+    expect(theirs.status).to.equal(502);
+    expect(theirs.json).to.deep.equal({
+      error: { code: -32603, message: 'Internal error: the server\'s answer nests arrays or objects too deeply for the gateway to forward it (serializing it ran out of stack, at a few thousand levels): the server must return flatter results' },
+    });
+    // the route keeps serving
+    const fine = await postJson(gw.url('/deep/mcp/tools/call'), { name: 'deep', arguments: { depth: 3 } });
+    expect(fine.status).to.equal(200);
+    expect(fine.json).to.deep.equal({ content: [{ type: 'text', text: 'deep' }], structuredContent: { x: [[[]]] } });
+  });
 });
