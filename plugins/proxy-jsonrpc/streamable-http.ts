@@ -54,6 +54,8 @@ function accepts(header: string | undefined): Accepts {
   return result;
 }
 
+const INITIALIZE_NEEDS_ID = 'Invalid Request: initialize is a request, not a notification: send it with an "id" (a string or a number) to get the server\'s answer and a session';
+
 /**
  * The id an error about a parsed body answers with (JSON-RPC 2.0 §5): a single request's own id, else null
  * (a batch, a notification, a response or an invalid message). Called on error paths only.
@@ -240,6 +242,10 @@ export class StreamableHttpEndpoint {
         return;
       }
       case 'notification':
+        if ((message as JsonObject).method === 'initialize') {
+          sendJson(res, 400, errorResponse(null, INVALID_REQUEST, INITIALIZE_NEEDS_ID));
+          return;
+        }
         this.dispatcher.notification(server, ctx.identity, session, message as JsonObject);
         res.writeHead(202).end();
         return;
@@ -320,6 +326,7 @@ export class StreamableHttpEndpoint {
         const problem = messageProblem(item);
         sink.add(errorResponse(idOf(item), problem.code, `${problem.message} (batch item ${index})`));
       }
+      else if (kind === 'notification' && (item as JsonObject).method === 'initialize') sink.add(errorResponse(null, INVALID_REQUEST, `${INITIALIZE_NEEDS_ID} (batch item ${index})`));
       else if (kind === 'notification') this.dispatcher.notification(server, ctx.identity, session, item as JsonObject);
       else if (kind === 'response') this.dispatcher.response(session, item as JsonObject);
       else if ((item as JsonObject).method === 'initialize') sink.add(errorResponse((item as JsonObject).id, INVALID_REQUEST, 'initialize cannot be part of a batch'));

@@ -43,4 +43,25 @@ describe('proxy-jsonrpc: errors on /{name}/mcp keep the request id', () => {
     expect(res.status).to.equal(400);
     expect((res.json as { id: unknown }).id).to.equal(9);
   });
+
+  describe('initialize sent as a notification (no id)', () => {
+    const NEEDS_ID = 'Invalid Request: initialize is a request, not a notification: send it with an "id" (a string or a number) to get the server\'s answer and a session';
+    const note = { jsonrpc: '2.0', method: 'initialize', params: initialize(0).params };
+
+    it('is refused with 400 and -32600 (id null), and opens no session', async () => {
+      const res = await postJson(url, note);
+      expect(res.status).to.equal(400);
+      expect(res.headers.get('mcp-session-id')).to.equal(null);
+      expect(res.json).to.deep.equal({ jsonrpc: '2.0', id: null, error: { code: -32600, message: NEEDS_ID } });
+    });
+
+    it('is refused inside a 2025-03-26 batch, beside the answer of the batch\'s request', async () => {
+      const res = await postJson(url, [note, { jsonrpc: '2.0', id: 4, method: 'ping' }], { 'mcp-protocol-version': '2025-03-26' });
+      expect(res.status).to.equal(200);
+      expect(res.json).to.deep.equal([
+        { jsonrpc: '2.0', id: null, error: { code: -32600, message: `${NEEDS_ID} (batch item 0)` } },
+        { jsonrpc: '2.0', id: 4, result: {} },
+      ]);
+    });
+  });
 });
