@@ -26,6 +26,7 @@ export interface InitiatedOptions {
 interface ServerRequest {
   readonly serverId: unknown;
   readonly session: SessionLike;
+  readonly method: string;
 }
 
 /**
@@ -93,7 +94,7 @@ export class ServerInitiated {
       return;
     }
     const session = route.session;
-    this.requests.set(gatewayId, { serverId, session });
+    this.requests.set(gatewayId, { serverId, session, method: String(message.method) });
     session.serverRequests.add(gatewayId);
     // on the stream of a call of that session, else on the session's own stream
     for (const call of route.calls) if (call.request(routed)) return;
@@ -143,6 +144,21 @@ export class ServerInitiated {
       this.options.send(errorResponse(req.serverId, INTERNAL_ERROR, 'The client session ended before it answered'));
     }
     session.serverRequests.clear();
+  }
+
+  /**
+   * Why a call of `session` got no answer within `ms` (computed only at the timeout): the server waiting for
+   * that client's answer to one of its requests, when the session holds one unanswered, else the server's silence.
+   */
+  timedOut(session: SessionLike | undefined, ms: number): string {
+    const name = this.options.name;
+    if (session) {
+      for (const gatewayId of session.serverRequests) {
+        const req = this.requests.get(gatewayId);
+        if (req) return `Server "${name}" was waiting for this client's answer to its ${req.method} request and none came within ${ms} ms; the call was cancelled: answer server requests on the session's stream`;
+      }
+    }
+    return `Server "${name}" did not answer within ${ms} ms; the call was cancelled`;
   }
 
   /** The server went down: its requests died with it. */

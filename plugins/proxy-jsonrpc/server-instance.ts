@@ -486,9 +486,8 @@ export class ServerInstance {
       }
       // the transport's down answers this call and every other in flight, saying why
       if (this.silence.timedOut(call.heard) && this.restartHung()) break;
-      this.settle(id, (clientId) =>
-        errorResponse(clientId, REQUEST_TIMEOUT, `Server "${this.options.name}" did not answer within ${this.callWaitMs} ms; the call was cancelled`),
-      );
+      const why = this.initiated.timedOut(call.sink.session, this.callWaitMs);
+      this.settle(id, (clientId) => errorResponse(clientId, REQUEST_TIMEOUT, why));
       if (this.state === 'ready') this.sendQuietly({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'timed out at the gateway' } });
     }
     if (this.pending.size === 0) {

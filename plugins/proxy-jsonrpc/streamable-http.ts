@@ -16,6 +16,7 @@ import {
   INVALID_PARAMS,
   INVALID_REQUEST,
   idOf,
+  type JsonRpcId,
   initializeProblem,
   isNestedTooDeeply,
   kindOf,
@@ -51,6 +52,16 @@ function accepts(header: string | undefined): Accepts {
   if (acceptsSeen.size >= 64) acceptsSeen.clear();
   acceptsSeen.set(header, result);
   return result;
+}
+
+const INITIALIZE_NEEDS_ID = 'Invalid Request: initialize is a request, not a notification: send it with an "id" (a string or a number) to get the server\'s answer and a session';
+
+/**
+ * The id an error about a parsed body answers with (JSON-RPC 2.0 §5): a single request's own id, else null
+ * (a batch, a notification, a response or an invalid message). Called on error paths only.
+ */
+function replyIdOf(body: unknown): JsonRpcId {
+  return kindOf(body) === 'request' ? idOf(body) : null;
 }
 
 /** Answers one call over HTTP: plain JSON, or an SSE stream once the call has something to stream. */
@@ -208,12 +219,12 @@ export class StreamableHttpEndpoint {
       const why = modernOnly
         ? `MCP-Protocol-Version "${version}" is stateless: it has no initialize or sessions; send each request with "_meta": {"io.modelcontextprotocol/protocolVersion": "${version}", "io.modelcontextprotocol/clientCapabilities": {…}} and the Mcp-Method header (see server/discover), or use ${SUPPORTED_VERSIONS.join(', ')} with initialize`
         : `Unsupported MCP-Protocol-Version "${version}": this gateway supports ${ALL_VERSIONS.join(', ')}`;
-      const answer = errorResponse(null, UNSUPPORTED_PROTOCOL_VERSION, why);
+      const answer = errorResponse(replyIdOf(body), UNSUPPORTED_PROTOCOL_VERSION, why);
       (answer.error as JsonObject).data = { supported: [...ALL_VERSIONS], requested: version };
       sendJson(res, 400, answer);
       return;
     }
-    const session = this.sessionOf(ctx, server);
+    const session = this.sessionOf(ctx, server, body);
     if (session === null) return;
     if (Array.isArray(body)) {
       this.batch(ctx, server, session, body, typeof version === 'string' ? version : undefined);
@@ -231,6 +242,10 @@ export class StreamableHttpEndpoint {
         return;
       }
       case 'notification':
+        if ((message as JsonObject).method === 'initialize') {
+          sendJson(res, 400, errorResponse(null, INVALID_REQUEST, INITIALIZE_NEEDS_ID));
+          return;
+        }
         this.dispatcher.notification(server, ctx.identity, session, message as JsonObject);
         res.writeHead(202).end();
         return;
@@ -311,6 +326,7 @@ export class StreamableHttpEndpoint {
         const problem = messageProblem(item);
         sink.add(errorResponse(idOf(item), problem.code, `${problem.message} (batch item ${index})`));
       }
+      else if (kind === 'notification' && (item as JsonObject).method === 'initialize') sink.add(errorResponse(null, INVALID_REQUEST, `${INITIALIZE_NEEDS_ID} (batch item ${index})`));
       else if (kind === 'notification') this.dispatcher.notification(server, ctx.identity, session, item as JsonObject);
       else if (kind === 'response') this.dispatcher.response(session, item as JsonObject);
       else if ((item as JsonObject).method === 'initialize') sink.add(errorResponse((item as JsonObject).id, INVALID_REQUEST, 'initialize cannot be part of a batch'));
@@ -361,15 +377,18 @@ export class StreamableHttpEndpoint {
     ctx.res.writeHead(204).end();
   }
 
-  /** The session named by the header: undefined without a header, null (already answered 404) when unknown. */
-  private sessionOf(ctx: RequestContext, server: ServerDefinition): Session | undefined | null {
+  /**
+   * The session named by the header: undefined without a header, null (already answered 404, with the id
+   * of `body` when it is a single request) when unknown.
+   */
+  private sessionOf(ctx: RequestContext, server: ServerDefinition, body?: unknown): Session | undefined | null {
     const id = ctx.req.headers['mcp-session-id'];
     if (id === undefined) return undefined;
     const session = typeof id === 'string' ? this.dispatcher.sessions.get(id) : undefined;
     // a session is bound to its server and its caller: anything else is "not found", never someone else's session
     if (!session || session.server !== server || principalOf(session.identity) !== principalOf(ctx.identity)) {
       const why = typeof id === 'string' ? this.dispatcher.sessions.endedReason(id, principalOf(ctx.identity)) : undefined;
-      sendJson(ctx.res, 404, errorResponse(null, -32001, `Session not found: ${why ?? 'it ended or expired'}; send initialize to start a new one`));
+      sendJson(ctx.res, 404, errorResponse(replyIdOf(body), -32001, `Session not found: ${why ?? 'it ended or expired'}; send initialize to start a new one`));
       return null;
     }
     return session;

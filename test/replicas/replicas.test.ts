@@ -197,7 +197,7 @@ describe('replicas: two gateways, one Redis, behind nginx', function () {
     const call = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
     const wrong = await postJson(`${other.direct}/everything/mcp`, call, headers);
     expect(wrong.status).to.equal(404);
-    expect(wrong.json).to.deep.include({ jsonrpc: '2.0', id: null });
+    expect(wrong.json).to.deep.include({ jsonrpc: '2.0', id: 2 });
     expect(((wrong.json as { error: { message: string } }).error.message)).to.contain('Session not found');
     expect((await postJson(`${mine.direct}/everything/mcp`, call, headers)).status).to.equal(200);
     expect((await postJson(`${front}/everything/mcp`, call, headers)).status).to.equal(200);

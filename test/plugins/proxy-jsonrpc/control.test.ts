@@ -88,7 +88,7 @@ describe('proxy-jsonrpc: an operator stopping a process ends the sessions it ser
       error: { code: -32000, message: 'An operator stopped the process of server "counter" that served this call: send it again (the sessions of that process ended: initialize first)' },
     });
     expect(await bob.stream.finished).to.equal('end');
-    expect(await countRaw(bob.id)).to.equal(`404 {"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found: ${STOPPED_JSON}; send initialize to start a new one"}}`);
+    expect(await countRaw(bob.id)).to.equal(`404 {"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"Session not found: ${STOPPED_JSON}; send initialize to start a new one"}}`);
     expect(await countSdk(alice)).to.equal(`${a1.split(':')[0]}:2`);
 
     // the SDK client is told the same, as the 404 that makes a client initialize again

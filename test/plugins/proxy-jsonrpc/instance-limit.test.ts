@@ -118,7 +118,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     // dave's takes carol's place (bob was used since): carol's session answers 404 to a plain POST too
     const dave = await openRaw(gw);
     expect(await countRaw(gw, bob)).to.equal(`${pidOf(b1)}:3`);
-    expect(await countRaw(gw, carol)).to.equal('404 {"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found: it ended or expired; send initialize to start a new one"}}');
+    expect(await countRaw(gw, carol)).to.equal('404 {"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"Session not found: it ended or expired; send initialize to start a new one"}}');
     expect(await countRaw(gw, dave)).to.match(/^\d+:1$/);
     expect(pidOf(a1)).to.not.equal(pidOf(b1));
 
@@ -140,7 +140,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
     const next = await postJson(gw.url('/counter/mcp'), initialize);
     expect(next.status, next.text).to.equal(200);
     expect(await countRaw(gw, alice)).to.equal(`${pidOf(a1)}:2`);
-    expect(await countRaw(gw, unconfirmed)).to.equal('404 {"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found: it ended or expired; send initialize to start a new one"}}');
+    expect(await countRaw(gw, unconfirmed)).to.equal('404 {"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"Session not found: it ended or expired; send initialize to start a new one"}}');
   });
 
   it('an open GET stream keeps a process however idle: the new session is refused until the stream closes, then takes its place', async () => {
@@ -192,7 +192,7 @@ describe('proxy-jsonrpc: maxInstances never swaps out a process in use', functio
       const health = (await (await fetch(gw.url('/health'))).json()) as { servers: { counter: { instances: number } } };
       return health.servers.counter.instances === 0 ? true : undefined;
     }, 10_000, 'the idle process to stop');
-    expect(await countRaw(gw, alice)).to.equal('404 {"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found: it ended or expired; send initialize to start a new one"}}');
+    expect(await countRaw(gw, alice)).to.equal('404 {"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"Session not found: it ended or expired; send initialize to start a new one"}}');
   });
 });
 
