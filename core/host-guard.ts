@@ -13,14 +13,17 @@ const MAPPED_LOOPBACK_HEX = /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/;
 export class HostGuard {
   private readonly allowedHosts: Set<string>;
   private readonly allowedOrigins: Set<string>;
+  /** the Host check applies: the gateway listens on loopback and no `*` is allowed (worked out once) */
+  private readonly checksHost: boolean;
 
   constructor(
-    private readonly listenHost: string,
+    listenHost: string,
     allowedHosts: readonly string[],
     allowedOrigins: readonly string[],
   ) {
     this.allowedHosts = new Set(allowedHosts.map((h) => h.toLowerCase()));
     this.allowedOrigins = new Set(allowedOrigins.map((o) => o.toLowerCase()));
+    this.checksHost = isLoopback(listenHost) && !this.allowedHosts.has('*');
   }
 
   /** Why the request is refused (with what to do), or undefined when it may go on. */
@@ -38,7 +41,7 @@ export class HostGuard {
         return `Origin "${origin}" is not allowed: start the gateway with --allowed-origin ${origin} to allow it`;
       }
     }
-    if (!isLoopback(this.listenHost) || this.allowedHosts.has('*')) return undefined;
+    if (!this.checksHost) return undefined;
     const hostHeader = req.headers.host;
     if (hostHeader === undefined) return undefined;
     const name = stripPort(hostHeader.toLowerCase());
