@@ -207,8 +207,7 @@ async function measureOnce(target: RunningTarget, workload: WorkloadName, client
   if (name === 'supergateway' && clients > SUPERGATEWAY_SESSION_CAP) {
     return notMeasured(workload, name, clients, 'skipped', `--stateful starts a server process per session; the bench stops at ${SUPERGATEWAY_SESSION_CAP}`, client);
   }
-  if (name === 'floor' && workload !== 'steady') return notMeasured(workload, name, clients, 'n/a', 'the floor answers echo only: it has no upstream', client);
-  if (name === 'relay' && workload !== 'steady') return notMeasured(workload, name, clients, 'n/a', 'the relay serves the steady workload only', client);
+  if ((name === 'floor' || name === 'relay') && workload !== 'steady') return notMeasured(workload, name, clients, 'n/a', `the ${name} serves the steady workload only (initialize, echo, DELETE)`, client);
   if (workload === 'steady') return measureSteady('steady', target, name, clients, plan.load, client);
   if (workload === 'modern') return measureSteady('modern', target, name, clients, plan.load, client, { era: 'modern' });
   if (workload === 'churn') {

@@ -66,6 +66,7 @@ export function isLoopback(host: string): boolean {
   return h === 'localhost' || h === '::1' || LOOPBACK_V4.test(h.startsWith('::ffff:') ? h.slice(7) : h) || MAPPED_LOOPBACK_HEX.test(h);
 }
 
+/** isLoopback, with the names every request carries looked up first (no regex on the usual path) */
 function isLoopbackName(name: string): boolean {
   return LOOPBACK_HOSTS.has(name) || isLoopback(name);
 }
